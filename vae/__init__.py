@@ -1,0 +1,39 @@
+"""Keras 3 variational autoencoders: the classic MLP and CNN examples, done right.
+
+>>> from vae import build_mlp_vae
+>>> encoder, decoder, vae = build_mlp_vae()
+"""
+
+import importlib
+
+# Public name -> module. Imported on first use, so `import vae.cli` can read
+# flags (and pick a Keras backend) before Keras itself is imported.
+_PUBLIC = {
+    "sampling": "vae.layers",
+    "Sampling": "vae.layers",
+    "reconstruction_loss": "vae.losses",
+    "kl_divergence": "vae.losses",
+    "VAE": "vae.models",
+    "build_mlp_vae": "vae.models",
+    "build_cnn_vae": "vae.models",
+    "load_mnist": "vae.data",
+    "DataError": "vae.data",
+    "plot_results": "vae.plotting",
+    "plot_architecture": "vae.plotting",
+    "save_weights": "vae.weights",
+    "load_weights": "vae.weights",
+    "WeightsError": "vae.weights",
+}
+
+__all__ = sorted(_PUBLIC)
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'vae' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)
+
+
+def __dir__():
+    return __all__

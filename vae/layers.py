@@ -1,0 +1,67 @@
+"""The reparameterization trick, as a layer and as the seeds' function."""
+
+import keras
+from keras import ops
+
+
+def sampling(args):
+    """Draws `z ~ N(z_mean, exp(z_log_var))` with the reparameterization trick.
+
+    The function form of the original Keras examples, for code that wraps it
+    in a `Lambda`. Models built by this package use the `Sampling` layer
+    instead: it is seedable and loads from a `.keras` file in safe mode.
+
+    Args:
+        args: `[z_mean, z_log_var]`, two tensors of shape `(batch, latent_dim)`.
+
+    Returns:
+        `z = z_mean + exp(0.5 * z_log_var) * eps` with `eps ~ N(0, I)`.
+
+    Example:
+
+    >>> z = sampling([np.zeros((4, 2)), np.zeros((4, 2))])  # standard normal
+    """
+    z_mean, z_log_var = args
+    epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype)
+    return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+
+@keras.saving.register_keras_serializable(package="vae")
+class Sampling(keras.layers.Layer):
+    """Samples `z` from `N(z_mean, exp(z_log_var))`, differentiably.
+
+    Args:
+        seed: integer seed of the layer's random stream, or `None`.
+
+    Call arguments:
+        inputs: `[z_mean, z_log_var]`.
+
+    Returns:
+        `z`, of the shape of `z_mean`.
+
+    Example:
+
+    >>> z = Sampling(seed=1)([z_mean, z_log_var])
+    """
+
+    def __init__(self, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        # Computed in float32 even under a mixed-precision policy: exp of a
+        # half-precision log-variance overflows easily.
+        z_mean = ops.cast(z_mean, "float32")
+        z_log_var = ops.cast(z_log_var, "float32")
+        epsilon = keras.random.normal(
+            ops.shape(z_mean), dtype="float32", seed=self.seed_generator
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}

@@ -1,0 +1,194 @@
+"""The VAE model, with its loss attached, and the builders of the classic examples."""
+
+import math
+
+import keras
+from keras import layers, ops
+
+from vae.layers import Sampling
+from vae.losses import RECONSTRUCTION_LOSSES, kl_divergence, reconstruction_loss
+
+
+@keras.saving.register_keras_serializable(package="vae")
+class VAE(keras.Model):
+    """A variational autoencoder: `decoder(encoder(x)[2])` with its loss built in.
+
+    The loss is the negative ELBO of each example, averaged over the batch:
+    the reconstruction term plus `KL(q(z|x) || N(0, I))`. Because it is part
+    of the model, `compile` needs no loss and `fit` needs no targets, as in
+    the original Keras examples. Both terms are reported as metrics
+    (`reconstruction_loss`, `kl_loss`) beside `loss`.
+
+    Args:
+        encoder: a model mapping `x` to `[z_mean, z_log_var, z]`.
+        decoder: a model mapping `z` to the reconstruction (probabilities).
+        loss: `"bce"` (binary cross-entropy) or `"mse"` (squared error), each
+            summed over the pixels.
+
+    Example:
+
+    >>> encoder, decoder, vae = build_mlp_vae()
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(x_train, epochs=50, batch_size=128, validation_data=(x_test, None))
+    """
+
+    def __init__(self, encoder, decoder, loss="bce", **kwargs):
+        super().__init__(**kwargs)
+        if loss not in RECONSTRUCTION_LOSSES:
+            raise ValueError(
+                f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}"
+            )
+        self.encoder = encoder
+        self.decoder = decoder
+        self.reconstruction = loss
+        self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def build(self, input_shape):
+        # The encoder and decoder arrive built; there is nothing of our own.
+        self.built = True
+
+    def call(self, inputs, training=None):
+        z_mean, z_log_var, z = self.encoder(inputs, training=training)
+        reconstruction = self.decoder(z, training=training)
+        # Keras calls compute_loss right after call, inside the same traced
+        # step on every backend; keeping the terms here means the encoder
+        # runs once per step and the loss sees the z that was decoded.
+        self._loss_terms = (
+            reconstruction_loss(
+                ops.cast(inputs, "float32"),
+                ops.cast(reconstruction, "float32"),
+                self.reconstruction,
+            ),
+            kl_divergence(ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")),
+        )
+        return reconstruction
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        reconstruction, kl = self._loss_terms
+        self.reconstruction_loss_tracker.update_state(reconstruction)
+        self.kl_loss_tracker.update_state(kl)
+        return ops.mean(reconstruction + kl)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "loss": self.reconstruction,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("encoder", "decoder"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+
+def _gaussian_encoder(inputs, features, latent_dim, seed):
+    """Ends an encoder with the `z_mean`, `z_log_var` heads and the sampled `z`."""
+    z_mean = layers.Dense(latent_dim, name="z_mean")(features)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(features)
+    z = Sampling(seed=seed, name="z")([z_mean, z_log_var])
+    return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
+
+
+def _assemble(encoder, decoder, loss, name, input_shape):
+    vae = VAE(encoder, decoder, loss=loss, name=name)
+    vae.build((None, *input_shape))
+    return encoder, decoder, vae
+
+
+def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bce", seed=None):
+    """The MLP VAE of the Keras example `variational_autoencoder.py`.
+
+    Encoder `784 -> 512 (relu) -> (z_mean, z_log_var) -> z`; decoder
+    `z -> 512 (relu) -> 784 (sigmoid)`. The three models share their layers:
+    training `vae` changes what `encoder` and `decoder` compute.
+
+    Args:
+        original_dim: length of a flattened input (28 * 28 for MNIST).
+        intermediate_dim: width of the hidden layer of encoder and decoder.
+        latent_dim: dimension of z.
+        loss: reconstruction term, `"bce"` or `"mse"`.
+        seed: seed of the sampling layer's random stream, or `None`.
+
+    Returns:
+        `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var, z]`,
+        the decoder maps z to pixel probabilities, and `vae` is a `VAE`.
+
+    Example:
+
+    >>> encoder, decoder, vae = build_mlp_vae(latent_dim=2)
+    >>> vae.compile(optimizer="adam")
+    """
+    inputs = keras.Input(shape=(original_dim,), name="encoder_input")
+    x = layers.Dense(intermediate_dim, activation="relu", name="encoder_dense")(inputs)
+    encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
+
+    latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
+    x = layers.Dense(intermediate_dim, activation="relu", name="decoder_dense")(latent_inputs)
+    outputs = layers.Dense(original_dim, activation="sigmoid", name="decoder_output")(x)
+    decoder = keras.Model(latent_inputs, outputs, name="decoder")
+    return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,))
+
+
+def build_cnn_vae(
+    input_shape=(28, 28, 1), filters=16, kernel_size=3, latent_dim=2, loss="bce", seed=None
+):
+    """The convolutional VAE of the Keras example `variational_autoencoder_deconv.py`.
+
+    Encoder: two `Conv2D(relu, stride 2, same)` doubling the filters
+    (`2 * filters`, `4 * filters`), `Flatten`, `Dense(16, relu)`, then
+    `z_mean`, `z_log_var`, `z`. Decoder: `Dense(relu)`, `Reshape`, two
+    `Conv2DTranspose(relu, stride 2)` halving the filters, and
+    `Conv2DTranspose(channels, sigmoid)` named `decoder_output`.
+
+    Args:
+        input_shape: `(height, width, channels)`; height and width divisible by 4.
+        filters: base number of filters (the first convolution has twice this).
+        kernel_size: size of every convolution kernel.
+        latent_dim: dimension of z.
+        loss: reconstruction term, `"bce"` or `"mse"`.
+        seed: seed of the sampling layer's random stream, or `None`.
+
+    Returns:
+        `(encoder, decoder, vae)` as for `build_mlp_vae`.
+
+    Example:
+
+    >>> encoder, decoder, vae = build_cnn_vae()
+    >>> vae.compile(optimizer="rmsprop")
+    """
+    inputs = keras.Input(shape=input_shape, name="encoder_input")
+    x = inputs
+    for i in range(2):
+        filters *= 2
+        x = layers.Conv2D(
+            filters, kernel_size, activation="relu", strides=2, padding="same",
+            name=f"encoder_conv_{i + 1}",
+        )(x)
+    feature_shape = tuple(x.shape[1:])
+    x = layers.Flatten(name="encoder_flatten")(x)
+    x = layers.Dense(16, activation="relu", name="encoder_dense")(x)
+    encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
+
+    latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
+    x = layers.Dense(math.prod(feature_shape), activation="relu", name="decoder_dense")(
+        latent_inputs
+    )
+    x = layers.Reshape(feature_shape, name="decoder_reshape")(x)
+    for i in range(2):
+        x = layers.Conv2DTranspose(
+            filters, kernel_size, activation="relu", strides=2, padding="same",
+            name=f"decoder_deconv_{i + 1}",
+        )(x)
+        filters //= 2
+    outputs = layers.Conv2DTranspose(
+        input_shape[-1], kernel_size, activation="sigmoid", padding="same",
+        name="decoder_output",
+    )(x)
+    decoder = keras.Model(latent_inputs, outputs, name="decoder")
+    return _assemble(encoder, decoder, loss, "vae_cnn", input_shape)
