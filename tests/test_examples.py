@@ -27,8 +27,8 @@ def final_test_loss(stdout):
 
 
 @pytest.mark.parametrize("name", ["vae_mlp", "vae_cnn"])
-def test_train_then_reload_without_training(name, mnist_dir, tmp_path):
-    out = run(f"{name}.py", "--epochs", "1", "--data", str(mnist_dir), "--out", "results",
+def test_train_then_reload_without_training(name, mnist_path, tmp_path):
+    out = run(f"{name}.py", "--epochs", "1", "--data", str(mnist_path), "--out", "results",
               *SMALL, cwd=tmp_path)
     results = tmp_path / "results"
     assert "val_loss" in out and f"Model: \"{name}\"" in out
@@ -40,7 +40,7 @@ def test_train_then_reload_without_training(name, mnist_dir, tmp_path):
 
     (results / name / "vae_mean.png").unlink()
     reloaded = run(f"{name}.py", "-w", str(results / f"{name}_mnist.h5"), "--data",
-                   str(mnist_dir), "--out", "again", *SMALL, cwd=tmp_path)
+                   str(mnist_path), "--out", "again", *SMALL, cwd=tmp_path)
     assert "Epoch" not in reloaded and "training skipped" in reloaded
     assert (tmp_path / "again" / name / "vae_mean.png").exists()
     assert not (tmp_path / "again" / f"{name}_mnist.h5").exists()
@@ -48,8 +48,8 @@ def test_train_then_reload_without_training(name, mnist_dir, tmp_path):
     assert final_test_loss(reloaded) == pytest.approx(trained_loss, rel=0.05)
 
 
-def test_equal_seeds_give_equal_runs_and_mse_is_honoured(mnist_dir, tmp_path):
-    args = ["--epochs", "2", "--data", str(mnist_dir), "--seed", "42", "--mse", *SMALL]
+def test_equal_seeds_give_equal_runs_and_mse_is_honoured(mnist_path, tmp_path):
+    args = ["--epochs", "2", "--data", str(mnist_path), "--seed", "42", "--mse", *SMALL]
     first = run("vae_mlp.py", *args, "--out", "a", cwd=tmp_path)
     second = run("vae_mlp.py", *args, "--out", "b", cwd=tmp_path)
     losses = [re.findall(r"- loss: ([\d.]+)", out) for out in (first, second)]
