@@ -15,6 +15,7 @@ prints the test-set loss.
     python examples/vae_cnn.py                  # train, save, plot
     python examples/vae_cnn.py --mse            # mean squared error loss
     python examples/vae_cnn.py -w vae_cnn_mnist.h5   # load, plot
+    python examples/vae_cnn.py --samples 50     # also generate 50 digits from the prior
 """
 
 from vae import cli

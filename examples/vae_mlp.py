@@ -15,6 +15,7 @@ test-set loss.
     python examples/vae_mlp.py                  # train, save, plot
     python examples/vae_mlp.py --mse            # mean squared error loss
     python examples/vae_mlp.py -w vae_mlp_mnist.h5   # load, plot
+    python examples/vae_mlp.py --samples 50     # also generate 50 digits from the prior
 """
 
 from vae import cli

@@ -4,7 +4,17 @@ import pytest
 from PIL import Image
 
 from vae.models import build_cnn_vae, build_mlp_vae
-from vae.plotting import decode_grid, plot_architecture, plot_results
+from vae.plotting import (
+    decode_grid,
+    grid_shape,
+    plot_architecture,
+    plot_results,
+    plot_samples,
+    sample_prior,
+    save_gif,
+    tile,
+    to_pixels,
+)
 
 
 def _coordinate_decoder(latent_dim):
@@ -61,3 +71,67 @@ def test_missing_graphviz_is_one_warning_not_a_crash(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="model diagrams skipped") as caught:
         assert plot_architecture(encoder, decoder, str(tmp_path / "vae_mlp")) == []
     assert len(caught) == 1
+
+
+@pytest.mark.parametrize("n,shape", [(50, (5, 10)), (16, (4, 4)), (100, (10, 10)), (30, (3, 10)),
+                                     (7, (1, 7)), (12, (2, 10))])
+def test_grid_shapes(n, shape):
+    assert grid_shape(n) == shape
+
+
+def test_tile_puts_digit_i_at_row_i_div_columns_and_leaves_empty_cells_black():
+    digits = np.arange(7)[:, None, None] * np.ones((7, 28, 28))
+    image = tile(digits.reshape(7, 784), 2, 4)
+    assert image.shape == (56, 112)
+    for i in range(8):
+        cell = image[(i // 4) * 28:(i // 4 + 1) * 28, (i % 4) * 28:(i % 4 + 1) * 28]
+        assert np.all(cell == (i if i < 7 else 0))
+
+
+def test_to_pixels_is_the_sigmoid_of_logits_without_overflow():
+    logits = np.array([-1000.0, -30.0, -2.0, 0.0, 2.0, 30.0, 1000.0], "float32")
+    with np.errstate(over="raise"):
+        pixels = to_pixels(logits, logits=True)
+    expected = np.exp(-np.logaddexp(0, -logits.astype("float64")))
+    np.testing.assert_allclose(pixels, expected, rtol=1e-6, atol=1e-30)
+    np.testing.assert_array_equal(to_pixels(logits[2:5] / 10), logits[2:5] / 10)
+
+
+def test_samples_come_from_the_prior_and_repeat_with_the_seed():
+    z, digits = sample_prior(_coordinate_decoder(2), 4000, seed=1)
+    np.testing.assert_allclose(z.mean(0), 0, atol=0.06)
+    np.testing.assert_allclose(z.std(0), 1, atol=0.05)
+    np.testing.assert_array_equal(digits[:, :2], z)  # decoded from exactly those z
+    np.testing.assert_array_equal(sample_prior(_coordinate_decoder(2), 5, seed=1)[0], z[:5])
+
+
+def test_plot_samples_draws_a_5_by_10_grid_of_50_digits(tmp_path):
+    z = keras.Input(shape=(3,))
+    decoder = keras.Model(z, keras.layers.Dense(784, activation="sigmoid")(z))
+    digits = plot_samples(decoder, 50, tmp_path / "samples.png", seed=0)
+    assert digits.shape == (50, 784) and digits.min() >= 0 and digits.max() <= 1
+    with Image.open(tmp_path / "samples.png") as picture:
+        width, height = picture.size
+    assert 1.6 < width / height < 2.4  # 10 columns, 5 rows
+    np.testing.assert_array_equal(plot_samples(decoder, 50, tmp_path / "again.png", seed=0),
+                                  digits)
+
+
+def test_logits_decoder_samples_are_probabilities(tmp_path):
+    z = keras.Input(shape=(2,))
+    logits = keras.layers.Dense(784, kernel_initializer="zeros",
+                                bias_initializer=keras.initializers.Constant(-2.0))(z)
+    digits = plot_samples(keras.Model(z, logits), 4, tmp_path / "s.png", logits=True)
+    np.testing.assert_allclose(digits, 1 / (1 + np.exp(2.0)), rtol=1e-6)
+
+
+def test_gif_has_one_frame_per_picture(tmp_path):
+    frames = []
+    for i in range(4):
+        frames.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((20, 20), 60 * i, np.uint8)).save(frames[-1])
+    save_gif(frames, tmp_path / "a.gif", duration=100)
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.n_frames == 4
+        gif.seek(3)
+        assert np.asarray(gif.convert("L"))[0, 0] == 180

@@ -6,11 +6,15 @@ definitions of the original examples, in a subprocess
 process. Those tests are skipped when `tf_keras` or the MNIST files are absent.
 """
 
+import gzip
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
+import warnings
+import zipfile
 from pathlib import Path
 
 import h5py
@@ -19,7 +23,15 @@ import numpy as np
 import pytest
 
 from vae.models import build_cnn_vae, build_mlp_vae
-from vae.weights import WeightsError, is_legacy_h5, load_weights, save_weights
+from vae.weights import (
+    WeightsError,
+    describe_mismatch,
+    is_legacy_h5,
+    load_weights,
+    save_model,
+    save_weights,
+    weights_layout,
+)
 
 HERE = Path(__file__).resolve().parent
 REFERENCE_SCRIPT = HERE / "keras2_reference.py"
@@ -268,6 +280,26 @@ def test_legacy_mlp_weights_into_cnn_raise(pattern, keras2_files):
     with pytest.raises(WeightsError) as info:
         load_weights(vae, path)
     assert str(path) in str(info.value)
+    # Which layer, and how it differs, read from the Keras 2 file itself.
+    assert "layer encoder: the file holds 6 weights (dense/kernel:0, dense/bias:0" in str(info.value)
+    assert "the model 10" in str(info.value)
+
+
+@needs_keras2
+@needs_mnist
+def test_legacy_file_of_other_latent_dim_names_layer_and_shapes(keras2_files, tmp_path):
+    # The real Keras 2 file with its z_mean head cut to 3 dimensions, as a
+    # latent-3 model would have written it.
+    path = tmp_path / "vae_mlp_mnist.h5"
+    shutil.copyfile(keras2_files["mlp"] / "vae_mlp_mnist_nested.h5", path)
+    with h5py.File(path, "r+") as f:
+        kernel = f["encoder/z_mean/kernel:0"][:, :1]
+        del f["encoder/z_mean/kernel:0"]
+        f["encoder/z_mean/kernel:0"] = np.repeat(kernel, 3, axis=1)
+    _, _, vae = build_mlp_vae()
+    with pytest.raises(WeightsError, match=re.escape(
+            "layer encoder: z_mean/kernel:0 is (512, 3) in the file but (512, 2) in the model;")):
+        load_weights(vae, path)
 
 
 @needs_keras2
@@ -297,6 +329,8 @@ def test_mlp_weights_into_cnn_raise_with_path(tmp_path):
     with pytest.raises(WeightsError) as info:
         load_weights(cnn, path)
     assert str(path) in str(info.value)
+    assert ("layer encoder/encoder_dense: kernel is (784, 512) in the file but (3136, 16) in "
+            "the model (and 17 more differences)") in str(info.value)
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
@@ -308,6 +342,49 @@ def test_latent_50_weights_into_latent_2_raise_with_path(kind, tmp_path):
     with pytest.raises(WeightsError) as info:
         load_weights(narrow, path)
     assert str(path) in str(info.value)
+    hidden = {"mlp": 512, "cnn": 16}[kind]
+    # The first difference in the model's order, with both shapes; one line.
+    assert (f"layer encoder/z_mean: kernel is ({hidden}, 50) in the file but ({hidden}, 2) "
+            "in the model (and 4 more differences)") in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_legacy_layout_of_other_latent_dim_names_layer_and_shapes(tmp_path):
+    # Keras 3's own writer of the Keras 2 layout: always available, unlike tf_keras.
+    from keras.src.legacy.saving import legacy_h5_format
+
+    _, _, wide = build_mlp_vae(latent_dim=50)
+    path = tmp_path / "vae_mlp_mnist.h5"
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, wide)
+    assert is_legacy_h5(path)
+    _, _, narrow = build_mlp_vae()
+    with pytest.raises(WeightsError, match=re.escape(
+            "layer encoder: z_mean/kernel is (512, 50) in the file but (512, 2) in the model "
+            "(and 4 more differences)")):
+        load_weights(narrow, path)
+    assert describe_mismatch(wide, path) is None
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_matching_weights_have_no_mismatch_even_with_optimizer_state(kind, tmp_path):
+    # A trained file holds the optimizer's slots; an untrained model has none yet.
+    _, _, trained = BUILDERS[kind]()
+    trained.compile(optimizer="adam")
+    x, _ = _inputs(kind)
+    trained.fit(x, epochs=1, batch_size=8, verbose=0)
+    path = tmp_path / "trained.h5"
+    save_weights(trained, path)
+    with h5py.File(path, "r") as f:
+        assert "optimizer/vars/2" in f
+    _, _, fresh = BUILDERS[kind]()
+    fresh.compile(optimizer="adam")
+    assert describe_mismatch(fresh, path) is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_weights(fresh, path)
+    # No "Skipping variable loading for optimizer" noise for the state it cannot take.
+    assert not [w for w in caught if "optimizer" in str(w.message)]
 
 
 def test_missing_file_raises(tmp_path):
@@ -337,6 +414,99 @@ def test_text_file_raises(name, tmp_path):
     assert str(path) in str(info.value)
     with pytest.raises(WeightsError):
         is_legacy_h5(path)
+
+
+def _png(path):
+    import matplotlib.pyplot as plt
+
+    plt.imsave(path, np.eye(28), cmap="gray", format="png")
+
+
+def _truncated(path):
+    _, _, vae = build_mlp_vae()
+    save_weights(vae, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+def _zip(path):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+
+
+NOT_WEIGHTS = {  # case: (maker, words the message must hold)
+    "png": (_png, "a PNG image, not an HDF5 weights file"),
+    "jpeg": (lambda p: p.write_bytes(b"\xff\xd8\xff\xe0" + bytes(100)), "a JPEG image"),
+    "empty": (lambda p: p.write_bytes(b""), "an empty file"),
+    "binary": (lambda p: p.write_bytes(bytes(range(256))), "not an HDF5 weights file (it starts"),
+    "gzip": (lambda p: p.write_bytes(gzip.compress(b"weights")), "a gzip file"),
+    "zip": (_zip, "a zip archive, but not a Keras model"),
+    "truncated": (_truncated, "truncated HDF5 file ("),
+}
+
+
+@pytest.mark.parametrize("case", NOT_WEIGHTS)
+def test_file_that_is_not_weights_says_what_it_is(case, tmp_path):
+    make, words = NOT_WEIGHTS[case]
+    path = tmp_path / "vae_mlp_mnist.h5"
+    make(path)
+    _, _, vae = build_mlp_vae()
+    with pytest.raises(WeightsError) as info:
+        load_weights(vae, path)
+    message = str(info.value)
+    assert message.startswith(f"weights: {path}: ") and words in message
+    assert "\n" not in message and "; " in message  # the problem, then what to do
+
+
+def test_truncated_file_says_how_much_is_there(tmp_path):
+    path = tmp_path / "vae_mlp_mnist.h5"
+    _truncated(path)
+    size = path.stat().st_size
+    with pytest.raises(WeightsError, match=rf"truncated HDF5 file \({size} of \d+ bytes\)"):
+        is_legacy_h5(path)
+
+
+def test_whole_model_file_loads_as_weights(tmp_path):
+    encoder, decoder, vae = build_mlp_vae()
+    path = tmp_path / "vae_mlp.keras"
+    save_model(vae, path)
+    assert weights_layout(path) == "archive"
+    encoder2, decoder2, vae2 = build_mlp_vae()
+    load_weights(vae2, path)
+    x, z = _inputs("mlp")
+    _assert_same_outputs(_outputs(encoder2, decoder2, x, z), _outputs(encoder, decoder, x, z))
+    _, _, cnn = build_cnn_vae()
+    with pytest.raises(WeightsError, match="layer encoder/encoder_dense: kernel"):
+        load_weights(cnn, path)
+
+
+@pytest.mark.parametrize("kind", sorted(BUILDERS))
+def test_save_model_round_trips_in_safe_mode_and_writes_atomically(kind, tmp_path, monkeypatch):
+    encoder, decoder, vae = BUILDERS[kind]()
+    path = tmp_path / "vae.keras"
+    save_model(vae, path)
+    assert _leftovers(tmp_path, {path.name}) == []
+    loaded = keras.models.load_model(path, safe_mode=True)
+    x, z = _inputs(kind)
+    _assert_same_outputs(_outputs(loaded.encoder, loaded.decoder, x, z),
+                         _outputs(encoder, decoder, x, z))
+    before = path.read_bytes()
+
+    def crash(filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a model")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(vae, "save", crash)
+    with pytest.raises(OSError):
+        save_model(vae, path)
+    assert path.read_bytes() == before and _leftovers(tmp_path, {path.name}) == []
+
+
+def test_save_model_wants_a_keras_name(tmp_path):
+    _, _, vae = build_mlp_vae()
+    with pytest.raises(ValueError, match="ending in .keras"):
+        save_model(vae, tmp_path / "vae.h5")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_empty_hdf5_file_raises(tmp_path):

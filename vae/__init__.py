@@ -1,4 +1,4 @@
-"""Keras 3 variational autoencoders: the classic MLP and CNN examples, done right.
+"""Keras 3 variational autoencoders: the classic Keras and TensorFlow MNIST examples, done right.
 
 >>> from vae import build_mlp_vae
 >>> encoder, decoder, vae = build_mlp_vae()
@@ -16,13 +16,28 @@ _PUBLIC = {
     "VAE": "vae.models",
     "build_mlp_vae": "vae.models",
     "build_cnn_vae": "vae.models",
+    "build_conv_vae": "vae.models",
     "load_mnist": "vae.data",
     "DataError": "vae.data",
+    "binarize": "vae.data",
+    "DynamicBinarization": "vae.data",
     "plot_results": "vae.plotting",
+    "plot_samples": "vae.plotting",
     "plot_architecture": "vae.plotting",
+    "GenerationFrames": "vae.callbacks",
+    "EpochSummary": "vae.callbacks",
+    "elbo": "vae.evaluation",
+    "importance_sampled_log_likelihood": "vae.evaluation",
+    "mean_and_standard_error": "vae.evaluation",
     "save_weights": "vae.weights",
     "load_weights": "vae.weights",
+    "save_model": "vae.weights",
     "WeightsError": "vae.weights",
+    "TrainingBackup": "vae.safeguards",
+    "StopOnInterrupt": "vae.safeguards",
+    "StopOnNonFiniteLoss": "vae.safeguards",
+    "TrainingInterrupted": "vae.safeguards",
+    "NonFiniteLossError": "vae.safeguards",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -2,12 +2,16 @@
 
 An example parses its flags with `parse_args` before Keras is imported (so
 environment settings take effect), builds its models, and hands them to
-`train_or_load_then_plot`.
+`train_or_load_then_plot`. `examples/evaluate.py` does the same with
+`parse_evaluation_args` and `load_then_evaluate`.
 """
 
 import argparse
+import json
 import os
 import sys
+import tempfile
+import warnings
 
 import numpy as np
 
@@ -25,7 +29,116 @@ def _positive(minimum):
     return parse
 
 
-def parse_args(name, description, epochs, optimizer, argv=None):
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+EXIT_STATUSES = """exit status: 0 done; 1 failed (a data or weights file that cannot be used,
+a NaN loss); 2 usage error (a bad flag value, a path that is missing or cannot
+be written); 130 interrupted (Ctrl-C; the weights reached so far are saved)"""
+
+# The file in which Keras's BackupAndRestore (and vae.safeguards.TrainingBackup)
+# records the epochs a backup holds; read here without importing Keras.
+BACKUP_METADATA = "training_metadata.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, not the whole usage."""
+
+    def error(self, message):
+        # argparse's own messages name the flag but not the fix.
+        self.fail(f"{message} (see --help)")
+
+    def fail(self, message):
+        """Ends with `message` (which says what to do) and exit status 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _writable_folder(parser, flag, folder):
+    # Checked now, not when the weights are saved after an hour of training.
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        parser.fail(f"{flag} {folder}: is a file, not a folder; choose a folder to write to")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        parser.fail(f"{flag} {folder}: cannot write there ({error.strerror or error}); "
+                     "choose a folder you can write to")
+
+
+def _backup_epochs(folder):
+    """The epochs of the training backup in `folder`, or `None` if it holds none."""
+    try:
+        with open(os.path.join(folder, BACKUP_METADATA)) as f:
+            return int(json.load(f)["epoch"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0  # a backup all the same; resuming will say what is wrong with it
+
+
+def _check_paths(parser, args):
+    """Checks every path among the flags before Keras starts: a mistake costs a second.
+
+    A path that is missing or cannot be written is a usage error (status 2);
+    a file there whose content is unusable (data of the wrong shape, a PNG
+    given as weights) fails the run (status 1), as it would later.
+    """
+    from vae.data import DataError, load_raw_mnist  # numpy and h5py only, no Keras
+    from vae.weights import WeightsError, weights_layout
+
+    def unusable(error):
+        if args.debug:
+            raise error
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
+
+    if args.weights:
+        if args.checkpoint_dir or args.resume:
+            parser.fail("-w loads weights and skips training, --checkpoint-dir and --resume "
+                        "are for training: give one or the other")
+        if not os.path.isfile(args.weights):
+            what = "is a folder" if os.path.isdir(args.weights) else "no such file"
+            parser.fail(f"weights: {args.weights}: {what}; pass the weights file to -w")
+        try:
+            weights_layout(args.weights)
+        except WeightsError as error:
+            unusable(error)
+    if args.data is not None:
+        if not os.path.exists(os.path.expanduser(args.data)):
+            parser.fail(f"data: {args.data}: no such file or folder; pass --data PATH to a "
+                        "Keras mnist.npz or a folder of IDX files")
+        try:
+            # Read twice (now and for training), but a second spent now saves
+            # TensorFlow's start-up on a file that was never going to work.
+            load_raw_mnist(args.data)
+        except DataError as error:
+            unusable(error)
+    _writable_folder(parser, "--out", args.out)
+    if args.resume and not args.checkpoint_dir:
+        parser.fail("--resume needs --checkpoint-dir DIR, the folder the interrupted run "
+                    "backed up to")
+    if args.checkpoint_dir:
+        _writable_folder(parser, "--checkpoint-dir", args.checkpoint_dir)
+        backup = os.path.join(args.checkpoint_dir, args.name)
+        epochs_done = _backup_epochs(backup)
+        if args.resume and epochs_done is None:
+            parser.fail(f"--resume: no backup of {args.name} in {args.checkpoint_dir} (the run "
+                        "finished, or stopped before its first epoch ended); run without "
+                        "--resume to start afresh")
+        if not args.resume and epochs_done is not None:
+            parser.fail(f"--checkpoint-dir: {backup} holds the backup of an unfinished run "
+                        f"({epochs_done} epochs done); add --resume to continue it, or delete "
+                        "that folder to start afresh")
+
+
+def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
     """Parses the flags shared by the example scripts.
 
     Args:
@@ -35,15 +148,27 @@ def parse_args(name, description, epochs, optimizer, argv=None):
         epochs: default number of epochs.
         optimizer: the Keras optimizer the example trains with.
         argv: the arguments, `sys.argv[1:]` by default.
+        defaults: other defaults for the shared flags, e.g.
+            `{"batch_size": 100, "latent_dim": 50}`.
+        extra: a function that adds the example's own flags to the parser.
 
     Returns:
         The parsed `argparse.Namespace`, with `name`, `optimizer` and `loss`
         (`"mse"` or `"bce"`) added.
+
+    The paths among the flags (`-w`, `--data`, `--out`, `--checkpoint-dir`)
+    are checked here, before Keras is imported: a bad flag value, or a path
+    that is missing or cannot be written, ends the script with one line on
+    stderr and exit status 2; a weights or data file that cannot be used,
+    with status 1.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"{name}.py",
         description=description,
+        epilog=EXIT_STATUSES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        # An example's own flag (`extra`) may replace a shared one, e.g. --learning-rate.
+        conflict_handler="resolve",
     )
     parser.add_argument("-m", "--mse", action="store_true",
                         help="reconstruction loss: mean squared error instead of binary cross-entropy")
@@ -52,9 +177,9 @@ def parse_args(name, description, epochs, optimizer, argv=None):
     parser.add_argument("--epochs", type=_positive(0), default=epochs,
                         help=f"training epochs (default {epochs})")
     parser.add_argument("--batch-size", type=_positive(1), default=128,
-                        help="batch size (default 128)")
+                        help="batch size (default %(default)s)")
     parser.add_argument("--latent-dim", type=_positive(1), default=2,
-                        help="dimension of z (default 2; plots show the first two)")
+                        help="dimension of z (default %(default)s; plots show the first two)")
     parser.add_argument("--data", metavar="PATH",
                         help="mnist.npz or a folder of MNIST IDX files (default: $VAE_DATA, "
                              "else the Keras download, else the bundled sample)")
@@ -68,10 +193,38 @@ def parse_args(name, description, epochs, optimizer, argv=None):
                         help="folder for weights, diagrams and plots (default: current folder)")
     parser.add_argument("--show", action="store_true",
                         help="also open the plots in windows")
+    parser.add_argument("--loss", choices=["bce", "mse"],
+                        help="reconstruction loss: binary cross-entropy (default) or mean squared "
+                             "error (the same as --mse)")
+    parser.add_argument("--learning-rate", type=_positive_float, metavar="RATE",
+                        help="the optimizer's learning rate (default: Keras's default for it)")
+    parser.add_argument("--checkpoint-dir", metavar="DIR",
+                        help="back up the training state to DIR/<name>/ at the end of every "
+                             "epoch; removed once the weights are saved")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the interrupted run backed up in --checkpoint-dir from "
+                             "its last completed epoch (use the flags it had)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks instead of one-line error messages")
+    parser.add_argument("--samples", type=_positive(1), metavar="N",
+                        help="also generate N digits from the prior N(0, I) into "
+                             "<out>/<name>/samples.png (50 make a 5x10 grid)")
+    parser.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none",
+                        help="binary digits: 'static' thresholds at 0.5 once, 'dynamic' draws "
+                             "every pixel afresh each epoch (test digits: one fixed draw); "
+                             "default %(default)s")
+    if extra is not None:
+        extra(parser)
+    if defaults:
+        parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
     args.name = name
     args.optimizer = optimizer
-    args.loss = "mse" if args.mse else "bce"
+    if args.mse and args.loss == "bce":
+        parser.fail("--mse and --loss bce contradict each other: give one")
+    args.loss = "mse" if args.mse else (args.loss or "bce")
+    args.mse = args.loss == "mse"
+    _check_paths(parser, args)
     # TensorFlow's C++ start-up chatter buries the model summaries.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.seed is not None:
@@ -89,18 +242,119 @@ def _subset(x, y, size, seed):
     return x[chosen], y[chosen]
 
 
-def train_or_load_then_plot(args, models):
+def _binarized(args, x_train, x_test):
+    """Training data and test digits as --binarize asks: grey levels, thresholded or drawn."""
+    from vae.data import DynamicBinarization, binarize
+
+    if args.binarize == "static":
+        return binarize(x_train), binarize(x_test)
+    if args.binarize == "dynamic":
+        # A fixed draw of the test digits, so every run scores the same ones.
+        return (DynamicBinarization(x_train, args.batch_size, seed=args.seed),
+                binarize(x_test, "dynamic"))
+    return x_train, x_test
+
+
+def _fail(args, error, message=None, status=1):
+    """Ends the script with one line on stderr and `status`; under --debug, the traceback.
+
+    Interruptions (status 130) are no error: they never show a traceback.
+    """
+    if getattr(args, "debug", False) and status != 130:
+        raise error
+    print(f"{args.name}.py: {message or f'error: {error}'}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _optimizer(args):
+    """The example's optimizer, with --learning-rate if given."""
+    rate = getattr(args, "learning_rate", None)
+    if rate is None or not isinstance(args.optimizer, str):
+        return args.optimizer  # an example that builds its own optimizer sets its own rate
+    import keras
+
+    optimizer = keras.optimizers.get(args.optimizer)
+    optimizer.learning_rate = rate
+    return optimizer
+
+
+def _train_and_save(args, vae, train_data, x_test, callbacks):
+    """Fits `vae` under the safeguards, then saves its weights to `<out>/<name>_mnist.h5`.
+
+    A NaN or infinite loss ends the script with status 1 and leaves the
+    weights file as it was; Ctrl-C saves the weights reached so far and ends
+    it with status 130; `--checkpoint-dir` backs up every epoch, `--resume`
+    continues from that backup.
+    """
+    from vae.safeguards import (
+        NonFiniteLossError,
+        StopOnInterrupt,
+        StopOnNonFiniteLoss,
+        TrainingBackup,
+        TrainingInterrupted,
+    )
+    from vae.weights import WeightsError, describe_mismatch, save_weights
+
+    weights_file = os.path.join(args.out, f"{args.name}_mnist.h5")
+    # The NaN check first, so no other callback sees the ruined epoch.
+    before = [StopOnNonFiniteLoss()]
+    backup = None
+    if args.checkpoint_dir:
+        backup = TrainingBackup(os.path.join(args.checkpoint_dir, args.name))
+        if args.resume:
+            mismatch = describe_mismatch(vae, backup.weights_path)
+            if mismatch:
+                raise WeightsError(
+                    f"--resume: the backup {backup.weights_path} does not fit this model: "
+                    f"{mismatch}; resume with the flags of the interrupted run, or delete "
+                    f"{backup.backup_dir} to start afresh")
+            print(f"resuming from {backup.backup_dir}: {backup.completed_epochs()} of "
+                  f"{args.epochs} epochs done")
+        before.append(backup)
+    # Last, so that the backup of an epoch completed is written before it stops.
+    stop = StopOnInterrupt()
+    try:
+        vae.fit(
+            train_data, epochs=args.epochs, batch_size=args.batch_size,
+            validation_data=(x_test, None), callbacks=[*before, *callbacks, stop],
+        )
+    except NonFiniteLossError as error:
+        kept = (f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
+                if backup and backup.completed_epochs() else "")
+        _fail(args, error, f"error: {error}, so {weights_file} was not written{kept}; "
+                           "lower the learning rate (--learning-rate) or check the data")
+    except TrainingInterrupted as where:
+        save_weights(vae, weights_file)
+        resume = ""
+        if backup and backup.completed_epochs():
+            resume = (f"; --resume continues from the end of epoch {backup.completed_epochs()} "
+                      f"(backup in {backup.backup_dir})")
+        _fail(args, where, f"{where}: saved the weights reached so far to {weights_file}"
+                           f"{resume}", status=130)
+    finally:
+        stop.restore()
+    save_weights(vae, weights_file)
+    print(f"saved weights to {weights_file}")
+    if backup:
+        backup.remove()  # only now: until the weights were saved, it was the only copy
+    if stop.interrupted:  # Ctrl-C after the last batch: the run is complete, stop here
+        _fail(args, KeyboardInterrupt(), f"interrupted after the last epoch: saved the weights "
+                                         f"to {weights_file}", status=130)
+
+
+def train_or_load_then_plot(args, models, callbacks=()):
     """Loads data, trains (or loads `--weights`), saves, draws and evaluates.
 
     Args:
         args: flags from `parse_args`.
         models: `(encoder, decoder, vae)` from a builder.
+        callbacks: Keras callbacks for `fit`.
 
     Returns:
         The test-set metrics, a dict with `loss`, `reconstruction_loss`, `kl_loss`.
     """
     from vae.data import DataError, load_mnist
-    from vae.plotting import plot_architecture, plot_results
+    from vae.plotting import plot_architecture, plot_results, plot_samples
     from vae.weights import WeightsError, load_weights, save_weights
 
     encoder, decoder, vae = models
@@ -110,35 +364,158 @@ def train_or_load_then_plot(args, models):
         (x_train, y_train), (x_test, y_test) = load_mnist(args.data, flatten=flatten)
         x_train, y_train = _subset(x_train, y_train, args.train_samples, args.seed)
         x_test, y_test = _subset(x_test, y_test, args.test_samples, args.seed)
+        train_data, x_test = _binarized(args, x_train, x_test)
 
         encoder.summary()
         decoder.summary()
         vae.summary()
         plot_architecture(encoder, decoder, os.path.join(args.out, args.name))
 
-        vae.compile(optimizer=args.optimizer)
+        vae.compile(optimizer=_optimizer(args))
         if args.weights:
             load_weights(vae, args.weights)
             print(f"loaded weights from {args.weights}; training skipped")
         else:
-            vae.fit(
-                x_train, epochs=args.epochs, batch_size=args.batch_size,
-                validation_data=(x_test, None),
-            )
-            weights_file = os.path.join(args.out, f"{args.name}_mnist.h5")
-            save_weights(vae, weights_file)
-            print(f"saved weights to {weights_file}")
+            _train_and_save(args, vae, train_data, x_test, callbacks)
 
+        # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
+        logits = getattr(vae, "reconstruction", None) == "bce_logits"
         plot_results(
             (encoder, decoder), (x_test, y_test), batch_size=args.batch_size,
-            model_name=os.path.join(args.out, args.name), show=args.show,
+            model_name=os.path.join(args.out, args.name), show=args.show, logits=logits,
         )
+        if args.samples:
+            samples_file = os.path.join(args.out, args.name, "samples.png")
+            plot_samples(decoder, args.samples, samples_file, seed=args.seed, logits=logits,
+                         show=args.show)
+            print(f"saved {args.samples} digits generated from the prior to {samples_file}")
         metrics = vae.evaluate(x_test, batch_size=args.batch_size, verbose=0, return_dict=True)
-    except (DataError, WeightsError) as error:
-        sys.exit(f"{args.name}.py: error: {error}")
+    except (DataError, WeightsError, OSError) as error:
+        _fail(args, error)
+    except KeyboardInterrupt as error:  # Ctrl-C outside training: nothing half done to save
+        _fail(args, error, "interrupted", status=130)
     print(
         f"test loss: {metrics['loss']:.2f} nats per digit "
         f"(reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}) "
         f"on {len(x_test)} digits"
     )
     return metrics
+
+
+def parse_evaluation_args(description, argv=None):
+    """Parses the flags of `examples/evaluate.py`: the model, its weights, the digits, `k`.
+
+    Args:
+        description: the `--help` text (the example's docstring).
+        argv: the arguments, `sys.argv[1:]` by default.
+
+    Returns:
+        The parsed `argparse.Namespace`, with `name` and `loss` added and
+        `latent_dim` filled in with the model's default when not given.
+    """
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py", description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-w", "--weights", metavar="FILE", required=True,
+                        help="weights saved by vae_mlp.py, vae_cnn.py, cvae.py or save_weights")
+    parser.add_argument("--model", choices=["mlp", "cnn", "conv"], required=True,
+                        help="the architecture: vae_mlp.py's, vae_cnn.py's or cvae.py's")
+    parser.add_argument("-m", "--mse", action="store_true",
+                        help="the model was trained with --mse (a Gaussian decoder)")
+    parser.add_argument("--latent-dim", type=_positive(1),
+                        help="dimension of z it was trained with (default: 2 for mlp and cnn, "
+                             "50 for conv)")
+    parser.add_argument("--k", type=_positive(1), default=1000,
+                        help="importance samples per digit (default %(default)s; the published "
+                             "numbers use 5000)")
+    parser.add_argument("--binarize", choices=["none", "static", "dynamic"], default="dynamic",
+                        help="test digits: 'dynamic', one fixed Bernoulli draw (as the training "
+                             "scripts' --binarize dynamic); 'static', thresholded at 0.5; "
+                             "'none', grey levels (no likelihood for cross-entropy then); "
+                             "default %(default)s")
+    parser.add_argument("--data", metavar="PATH",
+                        help="mnist.npz or a folder of MNIST IDX files (default: $VAE_DATA, "
+                             "else the Keras download, else the bundled sample)")
+    parser.add_argument("--test-samples", type=_positive(1), metavar="K",
+                        help="evaluate a random subset of K test digits (as the training scripts)")
+    parser.add_argument("--batch-size", type=_positive(1), default=1000,
+                        help="decoder passes per step; bounds memory (default %(default)s)")
+    parser.add_argument("--seed", type=int, help="seed of the importance samples")
+    args = parser.parse_args(argv)
+    args.name = "evaluate"
+    conv = args.model == "conv"
+    args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")
+    if args.latent_dim is None:
+        args.latent_dim = 50 if conv else 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return args
+
+
+_DIGITS = {
+    "none": "grey levels",
+    "static": "binarized at 0.5",
+    "dynamic": "binarized by one fixed Bernoulli draw",
+}
+
+
+def load_then_evaluate(args, models):
+    """Loads `--weights`, then prints the test ELBO and the importance-sampled NLL.
+
+    Both in nats per digit, with the standard error over digits. The NLL is
+    reported only where it is a likelihood: binary digits for cross-entropy
+    models (any digits for a Gaussian decoder, where it is a density).
+
+    Args:
+        args: flags from `parse_evaluation_args`.
+        models: `(encoder, decoder, vae)` from the builder the weights came from.
+
+    Returns:
+        A dict: `elbo` and `nll`, each `(mean, standard error)`; `nll` is
+        `None` where not reported.
+    """
+    from vae.data import DataError, binarize, load_mnist
+    from vae.evaluation import (
+        elbo,
+        importance_sampled_log_likelihood,
+        is_binary,
+        mean_and_standard_error,
+    )
+    from vae.weights import WeightsError, load_weights
+
+    encoder, _, vae = models
+    try:
+        _, (x_test, y_test) = load_mnist(args.data, flatten=len(encoder.input.shape) == 2)
+        x_test, _ = _subset(x_test, y_test, args.test_samples, args.seed)
+        if args.binarize != "none":
+            x_test = binarize(x_test, args.binarize)
+        load_weights(vae, args.weights)
+    except (DataError, WeightsError, OSError) as error:
+        _fail(args, error)
+    print(f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
+          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}")
+    gaussian = vae.reconstruction == "mse"
+    nll = None
+    if gaussian or is_binary(x_test):
+        log_px, elbos = importance_sampled_log_likelihood(
+            vae, x_test, k=args.k, batch_size=args.batch_size, seed=args.seed,
+            return_elbo=True,
+        )
+        nll = mean_and_standard_error(-log_px)
+    else:
+        with warnings.catch_warnings():  # the note below says it, in full
+            warnings.simplefilter("ignore", UserWarning)
+            elbos = elbo(vae, x_test, batch_size=args.batch_size, seed=args.seed)
+    result = {"elbo": mean_and_standard_error(elbos), "nll": nll}
+    print(f"test ELBO: {result['elbo'][0]:.2f} +- {result['elbo'][1]:.2f} nats per digit "
+          "(+- one standard error over digits)")
+    if nll is not None:
+        print(f"NLL (importance sampled, k={args.k}): {nll[0]:.2f} +- {nll[1]:.2f} nats per digit")
+    if gaussian:
+        print("note: a Gaussian decoder (variance 1/2 per pixel) gives a density, not a "
+              "probability: these numbers compare with no binarized-MNIST result")
+    elif nll is None:
+        print("note: binary cross-entropy on grey levels is not a proper likelihood, so the "
+              "ELBO above bounds no log-probability and no NLL is reported; pass "
+              "--binarize dynamic (or static) for likelihood numbers")
+    return result

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "IDX_FILES", "SAMPLE_PATH", "load_mnist", "load_raw_mnist", "read_idx"]
+__all__ = ["DataError", "IDX_FILES", "SAMPLE_PATH", "load_mnist", "load_raw_mnist", "read_idx",
+           "BINARIZATIONS", "binarize", "DynamicBinarization"]
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")
 
@@ -272,3 +273,112 @@ def load_mnist(path=None, flatten=False):
         x = x.reshape(len(x), 784) if flatten else x.reshape(len(x), 28, 28, 1)
         result.append((x, y.astype(np.int64)))
     return tuple(result)
+
+
+# Binarization. A Bernoulli likelihood is a probability only for binary
+# pixels, so likelihood numbers need binary digits. Two habits: threshold
+# once (the TensorFlow tutorial), or draw every pixel afresh from its grey
+# level each epoch ("dynamic", the standard of the published numbers; it also
+# acts as a regularizer).
+
+BINARIZATIONS = ("static", "dynamic")
+
+
+def _bernoulli(rng, p):
+    # A uniform draw in [0, 1) falls below p with probability p: grey level 0
+    # stays 0 and 1 stays 1.
+    return (rng.random(p.shape, dtype=np.float32) < p).astype(np.float32)
+
+
+def binarize(x, mode="static", seed=0):
+    """Binary digits from grey levels, once.
+
+    Args:
+        x: images, float values in [0, 1].
+        mode: ``"static"``: 1 where ``x > 0.5`` (the tutorial's threshold),
+            else 0. ``"dynamic"``: one Bernoulli draw per pixel, 1 with
+            probability ``x``.
+        seed: seed of the dynamic draw. The fixed default gives every run the
+            same binary test set, so their numbers compare.
+
+    Returns:
+        A float32 array of 0s and 1s, of the shape of ``x``.
+
+    Example:
+
+    >>> x_test = binarize(x_test, "dynamic")   # a fixed draw, for evaluation
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if mode == "static":
+        return (x > 0.5).astype(np.float32)
+    if mode == "dynamic":
+        return _bernoulli(np.random.default_rng(seed), x)
+    raise ValueError(f"unknown binarization {mode!r}: use one of {', '.join(BINARIZATIONS)}")
+
+
+class _DynamicBinarization:
+    """Batches of ``x`` whose pixels are drawn afresh from their grey levels each epoch.
+
+    A ``keras.utils.PyDataset``: give it to ``fit`` in place of ``x`` (without
+    ``batch_size``). Each epoch reshuffles the digits and draws every pixel
+    again, 1 with probability its grey level. The draws are a function of
+    ``(seed, epoch, batch index)`` alone, so a seeded run repeats exactly
+    whatever order or threads Keras reads the batches in.
+
+    Args:
+        x: images, float values in [0, 1], shape ``(n, ...)``.
+        batch_size: digits per batch (the last batch may be smaller).
+        seed: integer seed, or ``None`` for a fresh one.
+        shuffle: reshuffle the digits each epoch.
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
+            ``keras.utils.PyDataset``.
+
+    Example:
+
+    >>> train = DynamicBinarization(x_train, batch_size=100, seed=1)
+    >>> vae.fit(train, epochs=100, validation_data=(binarize(x_test, "dynamic"), None))
+    """
+
+    def __init__(self, x, batch_size, seed=None, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
+        self.x = np.asarray(x, dtype=np.float32)
+        self.batch_size = int(batch_size)
+        self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
+        self.shuffle = shuffle
+        # Counted by on_epoch_begin; batches read before the first epoch (Keras
+        # reads a few to learn their shapes) come from "epoch 0".
+        self.epoch = 0
+        self._order = self._order_of(0)
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def on_epoch_begin(self):
+        self.epoch += 1
+        self._order = self._order_of(self.epoch)
+
+    def _order_of(self, epoch):
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of a dataset of {len(self)} batches")
+        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return (_bernoulli(rng, self.x[chosen]),)
+
+
+def __getattr__(name):
+    # DynamicBinarization is a keras.utils.PyDataset, and importing Keras takes
+    # seconds that loading MNIST does not need: the class is made on first use.
+    if name == "DynamicBinarization":
+        import keras
+
+        cls = type(name, (_DynamicBinarization, keras.utils.PyDataset), {
+            "__module__": __name__, "__qualname__": name, "__doc__": _DynamicBinarization.__doc__,
+        })
+        globals()[name] = cls  # later look-ups (and pickle) find it directly
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ def sampling(args):
 
     >>> z = sampling([np.zeros((4, 2)), np.zeros((4, 2))])  # standard normal
     """
-    z_mean, z_log_var = args
+    z_mean, z_log_var = (ops.convert_to_tensor(arg) for arg in args)
     epsilon = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype)
     return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 

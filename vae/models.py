@@ -6,7 +6,16 @@ import keras
 from keras import layers, ops
 
 from vae.layers import Sampling
-from vae.losses import RECONSTRUCTION_LOSSES, kl_divergence, reconstruction_loss
+from vae.losses import (
+    RECONSTRUCTION_LOSSES,
+    kl_divergence,
+    monte_carlo_kl,
+    reconstruction_loss,
+)
+
+# How the KL term is computed: in closed form, or by the single-sample
+# estimator `log q(z|x) - log p(z)` of the TensorFlow tutorial.
+KL_ESTIMATORS = ("analytic", "monte_carlo")
 
 
 @keras.saving.register_keras_serializable(package="vae")
@@ -14,16 +23,22 @@ class VAE(keras.Model):
     """A variational autoencoder: `decoder(encoder(x)[2])` with its loss built in.
 
     The loss is the negative ELBO of each example, averaged over the batch:
-    the reconstruction term plus `KL(q(z|x) || N(0, I))`. Because it is part
+    the reconstruction term `-log p(x|z)` plus `KL(q(z|x) || N(0, I))`. Because it is part
     of the model, `compile` needs no loss and `fit` needs no targets, as in
     the original Keras examples. Both terms are reported as metrics
     (`reconstruction_loss`, `kl_loss`) beside `loss`.
 
     Args:
         encoder: a model mapping `x` to `[z_mean, z_log_var, z]`.
-        decoder: a model mapping `z` to the reconstruction (probabilities).
-        loss: `"bce"` (binary cross-entropy) or `"mse"` (squared error), each
-            summed over the pixels.
+        decoder: a model mapping `z` to the reconstruction: probabilities for
+            `"bce"` and `"mse"`, logits for `"bce_logits"`.
+        loss: `"bce"` (binary cross-entropy), `"mse"` (squared error) or
+            `"bce_logits"` (binary cross-entropy of logits), each summed over
+            the pixels.
+        kl: `"analytic"`, the closed form of the KL divergence, or
+            `"monte_carlo"`, its single-sample estimate `log q(z|x) - log p(z)`
+            at the decoded `z` (the TensorFlow tutorial's estimator; same
+            mean, more noise).
 
     Example:
 
@@ -32,15 +47,18 @@ class VAE(keras.Model):
     >>> vae.fit(x_train, epochs=50, batch_size=128, validation_data=(x_test, None))
     """
 
-    def __init__(self, encoder, decoder, loss="bce", **kwargs):
+    def __init__(self, encoder, decoder, loss="bce", kl="analytic", **kwargs):
         super().__init__(**kwargs)
         if loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(
                 f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}"
             )
+        if kl not in KL_ESTIMATORS:
+            raise ValueError(f"unknown kl {kl!r}: use one of {', '.join(KL_ESTIMATORS)}")
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = loss
+        self.kl = kl
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
 
@@ -54,13 +72,18 @@ class VAE(keras.Model):
         # Keras calls compute_loss right after call, inside the same traced
         # step on every backend; keeping the terms here means the encoder
         # runs once per step and the loss sees the z that was decoded.
+        z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
+        if self.kl == "analytic":
+            kl = kl_divergence(z_mean, z_log_var)
+        else:
+            kl = monte_carlo_kl(ops.cast(z, "float32"), z_mean, z_log_var)
         self._loss_terms = (
             reconstruction_loss(
                 ops.cast(inputs, "float32"),
                 ops.cast(reconstruction, "float32"),
                 self.reconstruction,
             ),
-            kl_divergence(ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")),
+            kl,
         )
         return reconstruction
 
@@ -77,6 +100,7 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "loss": self.reconstruction,
+            "kl": self.kl,
         }
 
     @classmethod
@@ -95,8 +119,18 @@ def _gaussian_encoder(inputs, features, latent_dim, seed):
     return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
 
 
-def _assemble(encoder, decoder, loss, name, input_shape):
-    vae = VAE(encoder, decoder, loss=loss, name=name)
+def _refuse_logits_loss(loss):
+    # These decoders end in a sigmoid: reading its probabilities as logits
+    # would train on a wrong likelihood without a word.
+    if loss == "bce_logits":
+        raise ValueError(
+            "loss 'bce_logits' needs a decoder that outputs logits, and this one ends in a "
+            "sigmoid: use 'bce' (the same Bernoulli likelihood), or build_conv_vae"
+        )
+
+
+def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic"):
+    vae = VAE(encoder, decoder, loss=loss, kl=kl, name=name)
     vae.build((None, *input_shape))
     return encoder, decoder, vae
 
@@ -124,6 +158,7 @@ def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bc
     >>> encoder, decoder, vae = build_mlp_vae(latent_dim=2)
     >>> vae.compile(optimizer="adam")
     """
+    _refuse_logits_loss(loss)
     inputs = keras.Input(shape=(original_dim,), name="encoder_input")
     x = layers.Dense(intermediate_dim, activation="relu", name="encoder_dense")(inputs)
     encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
@@ -162,6 +197,7 @@ def build_cnn_vae(
     >>> encoder, decoder, vae = build_cnn_vae()
     >>> vae.compile(optimizer="rmsprop")
     """
+    _refuse_logits_loss(loss)
     inputs = keras.Input(shape=input_shape, name="encoder_input")
     x = inputs
     for i in range(2):
@@ -192,3 +228,66 @@ def build_cnn_vae(
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "vae_cnn", input_shape)
+
+
+def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl="analytic",
+                   seed=None):
+    """The convolutional VAE of the TensorFlow tutorial "Convolutional Variational Autoencoder".
+
+    Encoder: `Conv2D(32, 3, stride 2, relu)`, `Conv2D(64, 3, stride 2, relu)`
+    (valid padding, as the tutorial: 28 -> 13 -> 6), `Flatten`, then the
+    Gaussian heads `z_mean`, `z_log_var` and the sampled `z`. The tutorial's
+    single `Dense(2 * latent_dim)` split in halves is the same function as
+    these two `Dense(latent_dim)` heads side by side. Decoder:
+    `Dense(7 * 7 * 32, relu)`, `Reshape`, `Conv2DTranspose(64, 3, stride 2,
+    relu)`, `Conv2DTranspose(32, 3, stride 2, relu)` and
+    `Conv2DTranspose(channels, 3)` named `decoder_output`, all `same`
+    padding, giving logits.
+
+    Args:
+        input_shape: `(height, width, channels)`; height and width 28 for the
+            decoder to match (it upsamples 7 -> 14 -> 28).
+        latent_dim: dimension of z (the tutorial's 50 by default).
+        loss: `"bce_logits"` (Bernoulli likelihood of the logits, the
+            tutorial's), or `"bce"` / `"mse"`, which put a sigmoid on the
+            decoder's output.
+        kl: `"analytic"` or `"monte_carlo"`, see `VAE`.
+        seed: seed of the sampling layer's random stream, or `None`.
+
+    Returns:
+        `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var,
+        z]`, the decoder maps z to logits (pixel probabilities are their
+        sigmoid; probabilities directly with `loss="bce"` or `"mse"`), and
+        `vae` is a `VAE` named `cvae`.
+
+    Example:
+
+    >>> encoder, decoder, vae = build_conv_vae(latent_dim=50)
+    >>> vae.compile(optimizer=keras.optimizers.Adam(1e-4))
+    >>> digits = keras.ops.sigmoid(decoder(keras.random.normal((16, 50))))
+    """
+    if loss not in RECONSTRUCTION_LOSSES:
+        raise ValueError(
+            f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}"
+        )
+    inputs = keras.Input(shape=input_shape, name="encoder_input")
+    x = layers.Conv2D(32, 3, strides=2, activation="relu", name="encoder_conv_1")(inputs)
+    x = layers.Conv2D(64, 3, strides=2, activation="relu", name="encoder_conv_2")(x)
+    x = layers.Flatten(name="encoder_flatten")(x)
+    encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
+
+    latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
+    x = layers.Dense(7 * 7 * 32, activation="relu", name="decoder_dense")(latent_inputs)
+    x = layers.Reshape((7, 7, 32), name="decoder_reshape")(x)
+    x = layers.Conv2DTranspose(
+        64, 3, strides=2, padding="same", activation="relu", name="decoder_deconv_1"
+    )(x)
+    x = layers.Conv2DTranspose(
+        32, 3, strides=2, padding="same", activation="relu", name="decoder_deconv_2"
+    )(x)
+    outputs = layers.Conv2DTranspose(
+        input_shape[-1], 3, padding="same",
+        activation=None if loss == "bce_logits" else "sigmoid", name="decoder_output",
+    )(x)
+    decoder = keras.Model(latent_inputs, outputs, name="decoder")
+    return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl)

@@ -1,10 +1,28 @@
-"""Pictures of a trained VAE: the latent space, the digit manifold, model diagrams."""
+"""Pictures of a trained VAE: the latent space, the digit manifold, samples, model diagrams.
 
+Decoders that output logits (`build_conv_vae`) pass `logits=True`: the
+pictures show their sigmoid, the pixel probabilities.
+"""
+
+import math
 import os
 import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
+
+
+def to_pixels(decoded, logits=False):
+    """The decoder's outputs as pixel values in [0, 1], as a NumPy array.
+
+    Args:
+        decoded: decoder outputs (a NumPy array or tensor).
+        logits: whether they are logits; if so their sigmoid is returned.
+    """
+    decoded = np.asarray(decoded, dtype=np.float32)
+    # sigmoid(v) = exp(-log(1 + exp(-v))): logaddexp never overflows, unlike
+    # 1 / (1 + exp(-v)) for very negative v.
+    return np.exp(-np.logaddexp(0.0, -decoded)) if logits else decoded
 
 
 def _finish(figure, filename, show):
@@ -36,11 +54,12 @@ def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=Fa
     _finish(figure, filename, show)
 
 
-def decode_grid(decoder, n=30, z_range=4.0, batch_size=128):
+def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False):
     """Decodes an `n` x `n` grid of z over `[-z_range, z_range]^2`.
 
     Only z[0] (columns) and z[1] (rows, top is high) vary; any further latent
-    dimensions stay at 0, the prior's mean.
+    dimensions stay at 0, the prior's mean. With `logits=True` the decoder's
+    outputs are logits and the image shows their sigmoid.
 
     Returns:
         `(image, grid_x, grid_y)`: the tiled digits as one 2-D array, and the
@@ -53,15 +72,34 @@ def decode_grid(decoder, n=30, z_range=4.0, batch_size=128):
     z[:, 0] = np.tile(grid_x, n)
     z[:, 1] = np.repeat(grid_y, n)
     # One batched predict instead of n * n single-digit calls.
-    digits = decoder.predict(z, batch_size=batch_size, verbose=0)
-    side = int(round(np.sqrt(np.prod(digits.shape[1:]))))
-    digits = digits.reshape(n, n, side, side)
-    return digits.transpose(0, 2, 1, 3).reshape(n * side, n * side), grid_x, grid_y
+    digits = to_pixels(decoder.predict(z, batch_size=batch_size, verbose=0), logits)
+    return tile(digits, n, n), grid_x, grid_y
 
 
-def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, show=False):
+def tile(digits, rows, columns):
+    """Tiles square digits row by row into one 2-D image; empty cells stay 0.
+
+    Args:
+        digits: `(count, side * side)` or `(count, side, side[, 1])` pixels,
+            `count <= rows * columns`.
+        rows: rows of the grid.
+        columns: columns of the grid.
+
+    Returns:
+        A `(rows * side, columns * side)` array.
+    """
+    digits = np.asarray(digits)
+    side = int(round(math.sqrt(math.prod(digits.shape[1:]))))
+    cells = np.zeros((rows * columns, side, side), dtype=digits.dtype)
+    cells[: len(digits)] = digits.reshape(len(digits), side, side)
+    cells = cells.reshape(rows, columns, side, side)
+    return cells.transpose(0, 2, 1, 3).reshape(rows * side, columns * side)
+
+
+def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, show=False,
+                        logits=False):
     """Draws the 30x30 digits decoded over the latent plane, with z ticks."""
-    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size)
+    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits)
     side = image.shape[0] // n
     figure, axes = plt.subplots(figsize=(10, 10))
     ticks = np.arange(side // 2, n * side, side)
@@ -75,7 +113,8 @@ def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, sh
     _finish(figure, filename, show)
 
 
-def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=False):
+def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=False,
+                 logits=False):
     """Writes the two pictures of the original examples.
 
     `<model_name>/vae_mean.png`: the test set's latent means coloured by
@@ -88,6 +127,7 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
         batch_size: prediction batch size.
         model_name: folder the pictures go to (created if needed).
         show: also open the figures in a window.
+        logits: the decoder outputs logits (`build_conv_vae`); draw their sigmoid.
 
     Example:
 
@@ -101,8 +141,98 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
     )
     plot_digit_manifold(
         decoder, os.path.join(model_name, "digits_over_latent.png"), batch_size=batch_size,
-        show=show,
+        show=show, logits=logits,
     )
+
+
+def grid_shape(n):
+    """`(rows, columns)` for `n` digits: square for a square (16: 4x4), else 10 wide (50: 5x10)."""
+    root = math.isqrt(n)
+    if root * root == n:
+        return root, root
+    columns = min(n, 10)
+    return math.ceil(n / columns), columns
+
+
+def sample_prior(decoder, n, seed=None, logits=False, batch_size=128):
+    """Decodes `n` draws of z from the prior N(0, I).
+
+    Args:
+        decoder: a model mapping z to digits.
+        n: number of digits.
+        seed: integer seed of the draws (equal seeds, equal digits), or `None`.
+        logits: the decoder outputs logits; return their sigmoid.
+        batch_size: prediction batch size.
+
+    Returns:
+        `(z, digits)`: the `(n, latent_dim)` draws and the decoded pixels in [0, 1].
+    """
+    import keras
+
+    z = keras.random.normal((n, decoder.input_shape[-1]), seed=seed)
+    z = keras.ops.convert_to_numpy(z)
+    return z, to_pixels(decoder.predict(z, batch_size=batch_size, verbose=0), logits)
+
+
+def plot_digits(digits, filename, title=None, show=False):
+    """Draws digits as one grid picture (see `grid_shape`), white on black."""
+    rows, columns = grid_shape(len(digits))
+    figure, axes = plt.subplots(figsize=(columns, rows + (0.4 if title else 0)))
+    axes.imshow(tile(digits, rows, columns), cmap="gray", vmin=0.0, vmax=1.0)
+    axes.axis("off")
+    if title:
+        axes.set_title(title)
+    _finish(figure, filename, show)
+
+
+def plot_samples(decoder, n, filename, seed=None, logits=False, show=False):
+    """Generates `n` digits from the prior N(0, I) and draws them as a grid.
+
+    50 digits make a 5x10 grid, a square number a square one.
+
+    Args:
+        decoder: a model mapping z to digits (after training, the one a
+            builder returned).
+        n: number of digits.
+        filename: the picture to write.
+        seed: integer seed of the draws, or `None`.
+        logits: the decoder outputs logits (`build_conv_vae`): draw their sigmoid.
+        show: also open the figure in a window.
+
+    Returns:
+        The generated digits, pixel values in [0, 1].
+
+    Example:
+
+    >>> plot_samples(decoder, 50, "samples.png", seed=1)
+    """
+    _, digits = sample_prior(decoder, n, seed=seed, logits=logits)
+    plot_digits(digits, filename, show=show)
+    return digits
+
+
+def save_gif(frames, filename, duration=200):
+    """Joins pictures into an animated GIF that loops forever.
+
+    Identical consecutive pictures become one frame: Pillow merges them and
+    adds up their durations.
+
+    Args:
+        frames: the picture files, in order.
+        filename: the GIF to write.
+        duration: milliseconds per frame.
+
+    Returns:
+        `filename`.
+    """
+    from PIL import Image
+
+    images = []
+    for frame in frames:
+        with Image.open(frame) as image:
+            images.append(image.convert("RGB"))
+    images[0].save(filename, save_all=True, append_images=images[1:], duration=duration, loop=0)
+    return filename
 
 
 def plot_architecture(encoder, decoder, prefix):

@@ -1,0 +1,117 @@
+"""Binary digits from grey levels: the static threshold and the dynamic draws."""
+
+import keras
+import numpy as np
+import pytest
+
+from vae.data import DynamicBinarization, binarize
+
+rng = np.random.default_rng(0)
+GREY = rng.uniform(size=(250, 28, 28, 1)).astype("float32")
+
+
+def assert_bernoulli_means(draws, p):
+    """The draws' means sit around p as Bernoulli(p) means should, all pixels taken together."""
+    n, pixels = len(draws), p.size
+    z = (draws.mean(0) - p) / np.sqrt(p * (1 - p) / n)  # standardized: ~N(0, 1) per pixel
+    assert abs(z.mean()) < 5 / np.sqrt(pixels)
+    assert abs(z.std() - 1) < 0.1
+
+
+def test_static_threshold_is_exactly_greater_than_one_half():
+    x = np.array([0.0, 0.25, 0.5, np.nextafter(0.5, 1, dtype=np.float32), 0.75, 1.0], "float32")
+    np.testing.assert_array_equal(binarize(x), [0, 0, 0, 1, 1, 1])
+    assert binarize(x).dtype == np.float32
+
+
+def test_static_binarization_of_real_digits_matches_the_tutorials_formula(mnist_flat):
+    (x_train, _), _ = mnist_flat
+    np.testing.assert_array_equal(binarize(x_train[:500]), np.where(x_train[:500] > .5, 1.0, 0.0))
+
+
+def test_one_dynamic_draw_is_seeded_and_has_the_grey_levels_as_mean():
+    draws = np.stack([binarize(GREY[:4], "dynamic", seed=s) for s in range(400)])
+    assert set(np.unique(draws)) == {0.0, 1.0}
+    assert_bernoulli_means(draws, GREY[:4])
+    np.testing.assert_array_equal(binarize(GREY, "dynamic"), binarize(GREY, "dynamic"))
+    assert not np.array_equal(binarize(GREY, "dynamic", seed=1), binarize(GREY, "dynamic"))
+    # Levels 0 and 1 never flip.
+    np.testing.assert_array_equal(binarize(np.array([0.0, 1.0] * 50), "dynamic", seed=3),
+                                  [0.0, 1.0] * 50)
+
+
+def test_unknown_binarization_is_refused():
+    with pytest.raises(ValueError, match="unknown binarization 'otsu'"):
+        binarize(GREY, "otsu")
+
+
+def epoch(dataset):
+    """One epoch as Keras reads it: on_epoch_begin, every batch, on_epoch_end."""
+    dataset.on_epoch_begin()
+    batches = [dataset[i][0] for i in range(len(dataset))]
+    dataset.on_epoch_end()
+    return batches
+
+
+def test_dynamic_dataset_is_a_keras_pydataset_of_whole_batches():
+    dataset = DynamicBinarization(GREY, batch_size=100, seed=0)
+    assert isinstance(dataset, keras.utils.PyDataset)
+    assert [len(b) for b in epoch(dataset)] == [100, 100, 50]
+    with pytest.raises(IndexError):
+        dataset[3]
+
+
+def test_dynamic_draws_are_fresh_each_epoch_and_average_to_the_grey_levels():
+    dataset = DynamicBinarization(GREY, batch_size=100, seed=0, shuffle=False)
+    epochs = np.stack([np.concatenate(epoch(dataset)) for _ in range(300)])
+    assert not np.array_equal(epochs[0], epochs[1])
+    assert_bernoulli_means(epochs, GREY)
+
+
+def test_dynamic_draws_repeat_with_the_seed_whatever_the_reading_order():
+    first = DynamicBinarization(GREY, batch_size=100, seed=7)
+    second = DynamicBinarization(GREY, batch_size=100, seed=7)
+    for _ in range(2):
+        forward = epoch(first)
+        second.on_epoch_begin()
+        backward = [second[i][0] for i in reversed(range(len(second)))][::-1]
+        second.on_epoch_end()
+        for a, b in zip(forward, backward):
+            np.testing.assert_array_equal(a, b)
+    other = DynamicBinarization(GREY, batch_size=100, seed=8)
+    assert not np.array_equal(epoch(other)[0], forward[0])
+
+
+def test_each_epoch_reshuffles_the_digits():
+    # Binary inputs stay as they are, so each epoch must be a permutation of them.
+    digits = binarize(GREY)
+    dataset = DynamicBinarization(digits, batch_size=64, seed=1)
+    orders = []
+    for _ in range(2):
+        batches = np.concatenate(epoch(dataset)).reshape(len(digits), -1)
+        np.testing.assert_array_equal(np.unique(batches, axis=0),
+                                      np.unique(digits.reshape(len(digits), -1), axis=0))
+        orders.append(batches)
+    assert not np.array_equal(orders[0], orders[1])
+
+
+def test_fit_trains_on_fresh_draws_every_epoch():
+    from vae.models import build_mlp_vae
+
+    seen = []
+
+    class Recorded(DynamicBinarization):
+        def __getitem__(self, index):
+            batch = super().__getitem__(index)
+            seen.append((self.epoch, index, batch[0]))
+            return batch
+
+    flat = GREY[:60].reshape(60, -1)
+    _, _, vae = build_mlp_vae(seed=0)
+    vae.compile(optimizer="adam")
+    history = vae.fit(Recorded(flat, batch_size=20, seed=0), epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3
+    trained = {(e, i): batch for e, i, batch in seen if e > 0}
+    assert sorted(trained) == [(e, i) for e in (1, 2, 3) for i in range(3)]
+    epochs = [np.concatenate([trained[e, i] for i in range(3)]) for e in (1, 2, 3)]
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])

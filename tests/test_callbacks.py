@@ -1,0 +1,93 @@
+"""Per-epoch generation frames, their GIF, and the per-epoch ELBO line."""
+
+import contextlib
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vae.callbacks import EpochSummary, GenerationFrames
+from vae.models import build_conv_vae, build_mlp_vae
+
+X = np.random.default_rng(0).uniform(size=(64, 784)).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Two epochs of an MLP VAE with both callbacks, and what it printed."""
+    folder = tmp_path_factory.mktemp("frames")
+    _, _, vae = build_mlp_vae(seed=0)
+    vae.compile(optimizer="adam")
+    frames = GenerationFrames(folder, n=16, seed=1, gif="run.gif")
+    summary = EpochSummary()
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        history = vae.fit(X[:48], epochs=2, batch_size=16, validation_data=(X[48:], None),
+                          callbacks=[summary, frames], verbose=0)
+    return folder, frames, summary, history, printed.getvalue()
+
+
+def test_one_frame_per_epoch_after_the_untrained_one_and_a_gif_of_them(run):
+    folder, frames, *_ = run
+    expected = [folder / f"image_at_epoch_{e:04d}.png" for e in range(3)]
+    assert frames.frames == [str(p) for p in expected]
+    assert all(path.stat().st_size > 1000 for path in expected)
+    with Image.open(frames.gif_path) as gif:
+        assert gif.n_frames == 3 and gif.info["loop"] == 0
+
+
+def test_epoch_summary_prints_the_test_elbo_and_time_after_each_epoch(run):
+    *_, summary, history, printed = run
+    assert printed.splitlines() == summary.lines and len(summary.lines) == 2
+    for epoch, line in enumerate(summary.lines):
+        match = re.fullmatch(r"Epoch (\d)/2: test-set ELBO (-[\d.]+) nats per digit, ([\d.]+) s",
+                             line)
+        assert match, line
+        assert int(match[1]) == epoch + 1
+        assert float(match[2]) == pytest.approx(-history.history["val_loss"][epoch], abs=0.01)
+
+
+def frames_of(callback, epochs, model):
+    """The callback driven as fit drives it, without training."""
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch in range(epochs):
+        callback.on_epoch_end(epoch)
+    callback.on_train_end()
+    return callback
+
+
+def test_without_the_initial_frame_there_is_one_per_epoch(tmp_path):
+    _, _, vae = build_mlp_vae(seed=0)
+    frames = frames_of(GenerationFrames(tmp_path, initial=False, gif="g.gif"), 2, vae)
+    assert [f.rsplit("_", 1)[1] for f in frames.frames] == ["0001.png", "0002.png"]
+    with Image.open(frames.gif_path) as gif:
+        assert gif.n_frames == 2
+
+
+def test_frames_decode_the_same_latent_points_every_epoch(tmp_path):
+    # A model that does not change must give equal digits: z is drawn once.
+    _, _, vae = build_mlp_vae(seed=0)
+    frames = frames_of(GenerationFrames(tmp_path, n=9, seed=3, gif=None), 1, vae)
+    pictures = []
+    for path in frames.frames:
+        with Image.open(path) as image:
+            pictures.append(np.asarray(image.convert("L")))
+    # The titles differ ("epoch 0", "epoch 1"); the digits below them do not.
+    body = slice(pictures[0].shape[0] // 5, None)
+    np.testing.assert_array_equal(pictures[0][body], pictures[1][body])
+    assert frames.gif_path is None
+
+
+def test_logits_decoders_are_drawn_through_a_sigmoid(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr("vae.callbacks.plot_digits",
+                        lambda digits, filename, title=None: drawn.append(digits))
+    _, decoder, vae = build_conv_vae(latent_dim=4, seed=0)
+    output = decoder.get_layer("decoder_output")
+    kernel, bias = output.get_weights()
+    output.set_weights([np.zeros_like(kernel), np.full_like(bias, -3.0)])  # logit -3 everywhere
+    frames_of(GenerationFrames(tmp_path, n=4, gif=None), 0, vae)
+    np.testing.assert_allclose(drawn[0], 1 / (1 + np.exp(3.0)), rtol=1e-5)

@@ -1,0 +1,293 @@
+"""The scripts' answers to bad input, Ctrl-C and resuming, run as a user runs them.
+
+Every case of the table runs `examples/vae_mlp.py` in a fresh process (a few
+at a time, to keep the suite quick) and checks the exit status, that stderr
+says what is wrong in one line holding the key words, and that no Python
+traceback shows. Ctrl-C is a real SIGINT sent to a real training process.
+"""
+
+import concurrent.futures
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vae import cli
+from vae.data import load_raw_mnist
+from vae.models import build_cnn_vae, build_mlp_vae
+from vae.weights import WeightsError, load_weights, save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "vae_mlp.py"
+ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+# TensorFlow's C++ start-up logging, which no setting silences: "WARNING: All log
+# messages before absl::InitializeLog() ...", "I0000 00:00:... cudart_stub.cc:31] ...".
+TF_LOGGING = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWEF]\d{4} "
+                        r"\d\d:\d\d:\d\d|To enable the following instructions)")
+
+
+def _messages(stderr):
+    """The lines of stderr that the script wrote (TensorFlow's own start-up logging left out)."""
+    return [line for line in stderr.splitlines() if line.strip() and not TF_LOGGING.match(line)]
+
+
+def _run(args, cwd, timeout=300):
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=ENV, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def _idx(array):
+    return struct.pack(f">{1 + array.ndim}I", 0x800 | array.ndim, *array.shape) + array.tobytes()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, mnist_path):
+    """Files for the table: good and bad data, good and bad weights, odd folders."""
+    folder = tmp_path_factory.mktemp("inputs")
+    (x_train, y_train), (x_test, y_test) = load_raw_mnist(mnist_path)
+    small = dict(x_train=x_train[:300], y_train=y_train[:300], x_test=x_test[:100],
+                 y_test=y_test[:100])
+    np.savez(folder / "small.npz", **small)
+    np.savez(folder / "training.npz", x_train=x_train[:1000], y_train=y_train[:1000],
+             x_test=x_test[:100], y_test=y_test[:100])
+    np.savez(folder / "wrong_shape.npz", **{**small, "x_train": small["x_train"].reshape(300, 784)})
+    np.savez(folder / "wrong_dtype.npz", **{**small, "x_test": small["x_test"] / np.float32(255)})
+    lying = folder / "lying"  # four IDX files; the training images' header claims 10**9
+    lying.mkdir()
+    for key, name in [("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
+                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")]:
+        data = _idx(small[key])
+        if key == "x_train":
+            data = struct.pack(">4I", 0x803, 10**9, 28, 28) + data[16:]
+        (lying / (name + ".gz")).write_bytes(gzip.compress(data))
+
+    (folder / "notes.txt").write_text("my weights are in the other folder\n")
+    import matplotlib.pyplot as plt
+
+    plt.imsave(folder / "digit.png", small["x_train"][0], cmap="gray", format="png")
+    _, _, mlp = build_mlp_vae()
+    save_weights(mlp, folder / "good.h5")
+    data = (folder / "good.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(data[: len(data) // 2])
+    _, _, wide = build_mlp_vae(latent_dim=50)
+    save_weights(wide, folder / "latent50.h5")
+    _, _, cnn = build_cnn_vae()
+    save_weights(cnn, folder / "cnn.h5")
+    (folder / "empty").mkdir()
+    unfinished = folder / "unfinished" / "vae_mlp"  # the backup of an interrupted run
+    unfinished.mkdir(parents=True)
+    (unfinished / cli.BACKUP_METADATA).write_text(json.dumps({"epoch": 2, "batch": 0}))
+    (folder / "nan_out").mkdir()  # holds the weights of an earlier, good run
+    (folder / "nan_out" / "vae_mlp_mnist.h5").write_bytes(data)
+    if os.geteuid() != 0:
+        unwritable = folder / "read-only"
+        unwritable.mkdir()
+        unwritable.chmod(0o500)
+    else:  # root writes through file modes; not into sysfs
+        unwritable = Path("/sys")
+    return {"tmp": folder, "unwritable": unwritable, **{
+        name: folder / file for name, file in [
+            ("small", "small.npz"), ("training", "training.npz"),
+            ("wrong_shape", "wrong_shape.npz"), ("wrong_dtype", "wrong_dtype.npz"),
+            ("lying", "lying"), ("text", "notes.txt"), ("png", "digit.png"),
+            ("good", "good.h5"), ("truncated", "truncated.h5"), ("latent50", "latent50.h5"),
+            ("cnn", "cnn.h5"), ("empty", "empty"), ("unfinished", "unfinished"),
+            ("nan_out", "nan_out")]}}
+
+
+# case: (arguments, exit status, words the one line of stderr must hold).
+# Status 2: the command line is wrong (a flag's value, a path missing or not
+# writable); 1: a file named there cannot be used, or training failed.
+CASES = {
+    "epochs below 0": (["--epochs", "-1"], 2, ["--epochs", "-1 is below 0"]),
+    "batch size 0": (["--batch-size", "0"], 2, ["--batch-size", "0 is below 1"]),
+    "latent dim 0": (["--latent-dim", "0"], 2, ["--latent-dim", "0 is below 1"]),
+    "latent dim not a number": (["--latent-dim", "two"], 2, ["--latent-dim", "not an integer"]),
+    "unknown loss": (["--loss", "l1"], 2, ["--loss", "invalid choice: 'l1'"]),
+    "learning rate 0": (["--learning-rate", "0"], 2, ["--learning-rate", "not a positive"]),
+    "weights missing": (["-w", "{tmp}/nowhere.h5"], 2, ["nowhere.h5", "no such file"]),
+    "weights a folder": (["-w", "{empty}"], 2, ["empty", "is a folder"]),
+    "data nowhere": (["--data", "{tmp}/nowhere"], 2, ["nowhere", "no such file or folder"]),
+    "out is a file": (["--out", "{text}"], 2, ["--out", "is a file, not a folder"]),
+    "out under a file": (["--out", "{text}/runs"], 2, ["--out", "cannot write there"]),
+    "out not writable": (["--out", "{unwritable}"], 2, ["--out", "cannot write there"]),
+    "checkpoint dir a file": (["--checkpoint-dir", "{text}"], 2, ["--checkpoint-dir", "a file"]),
+    "resume without checkpoint dir": (["--resume"], 2, ["--resume needs --checkpoint-dir"]),
+    "resume with no backup": (["--checkpoint-dir", "{empty}", "--resume"], 2,
+                              ["no backup of vae_mlp", "without --resume"]),
+    "backup there, no resume": (["--checkpoint-dir", "{unfinished}"], 2,
+                                ["unfinished run (2 epochs done)", "add --resume"]),
+    "weights and resume": (["-w", "{good}", "--checkpoint-dir", "{empty}", "--resume"], 2,
+                           ["give one or the other"]),
+    "weights a text file": (["-w", "{text}"], 1, ["notes.txt", "a text file, not an HDF5"]),
+    "weights a PNG": (["-w", "{png}"], 1, ["digit.png", "a PNG image, not an HDF5"]),
+    "weights truncated": (["-w", "{truncated}"], 1, ["truncated.h5", "truncated HDF5 file"]),
+    "data wrong shape": (["--data", "{wrong_shape}"], 1, ["shape (300, 784)", "(n, 28, 28)"]),
+    "data wrong dtype": (["--data", "{wrong_dtype}"], 1, ["x_test has dtype float32"]),
+    "data lying IDX header": (["--data", "{lying}"], 1, ["promises 1000000000 images"]),
+    # These need the model, so Keras.
+    "weights latent 50 into 2": (["-w", "{latent50}", "--data", "{small}"], 1,
+                                 ["encoder/z_mean", "(512, 50) in the file", "(512, 2) in the model"]),
+    "CNN weights into the MLP": (["-w", "{cnn}", "--data", "{small}"], 1,
+                                 ["encoder/encoder_dense", "(3136, 16)", "(784, 512)"]),
+    "NaN loss": (["--learning-rate", "1e10", "--data", "{small}", "--epochs", "3",
+                  "--batch-size", "100", "--out", "{nan_out}"], 1,
+                 ["the loss became nan in epoch 1", "was not written", "--learning-rate"]),
+}
+NEED_KERAS = {"weights latent 50 into 2", "CNN weights into the MLP", "NaN loss"}
+
+
+@pytest.fixture(scope="module")
+def answers(inputs, tmp_path_factory):
+    """Every case of the table, run as a script, three at a time."""
+
+    def run(case):
+        args = [arg.format(**inputs) for arg in CASES[case][0]]
+        cwd = tmp_path_factory.mktemp("run")
+        return _run(args, cwd)
+
+    # The slow ones first, so the quick ones fill the gaps.
+    order = sorted(CASES, key=lambda case: case not in NEED_KERAS)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        return dict(zip(order, pool.map(run, order)))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gets_one_line_and_an_exit_status(case, answers):
+    _, status, words = CASES[case]
+    completed = answers[case]
+    assert "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    messages = _messages(completed.stderr)
+    assert len(messages) == 1, completed.stderr[-3000:]
+    assert messages[0].startswith("vae_mlp.py: error: ")
+    for word in words:
+        assert word in messages[0]
+    assert completed.returncode == status, completed.stderr[-3000:]
+
+
+def test_bad_paths_and_files_are_found_before_keras_starts(answers):
+    # A mistake in the command line costs a moment, not TensorFlow's start-up.
+    for case in set(CASES) - NEED_KERAS:
+        assert "Model:" not in answers[case].stdout, case
+        assert not any(TF_LOGGING.match(line) for line in answers[case].stderr.splitlines()), case
+
+
+def test_nan_loss_leaves_the_previous_weights(answers, inputs):
+    assert answers["NaN loss"].returncode == 1
+    weights = inputs["nan_out"] / "vae_mlp_mnist.h5"
+    assert weights.read_bytes() == (inputs["tmp"] / "good.h5").read_bytes()  # the earlier run's
+
+
+def test_debug_shows_the_traceback(inputs, tmp_path, capsys):
+    argv = ["-w", str(inputs["latent50"]), "--data", str(inputs["small"]), "--out", str(tmp_path)]
+    models = build_mlp_vae()
+    with pytest.raises(SystemExit) as caught:
+        cli.train_or_load_then_plot(cli.parse_args("vae_mlp", "", 1, "adam", argv), models)
+    assert caught.value.code == 1
+    assert "encoder/z_mean" in capsys.readouterr().err
+    with pytest.raises(WeightsError, match="encoder/z_mean"):
+        cli.train_or_load_then_plot(
+            cli.parse_args("vae_mlp", "", 1, "adam", [*argv, "--debug"]), models)
+
+
+# --------------------------------------------------------------------------
+# Ctrl-C and --resume
+
+# 20 batches an epoch; Ctrl-C comes as epoch 3 begins, and may land in epoch 3, 4 or 5.
+TRAINING = ["--epochs", "5", "--batch-size", "50", "--seed", "7"]
+
+
+def _epoch_metrics(stdout):
+    """{epoch: {metric: value}} from the last progress line of each epoch (the one with val_)."""
+    metrics = {}
+    for number, text in re.findall(r"^Epoch (\d+)/\d+$(.*?)(?=^Epoch |\Z)", stdout, re.S | re.M):
+        final = [line for line in text.splitlines() if "val_loss" in line][-1]
+        metrics[int(number)] = dict(re.findall(r"(\w+): (\d+\.\d+)", final))
+    return metrics
+
+
+def _test_loss(stdout):
+    return re.search(r"test loss: (.*)", stdout).group(1)
+
+
+@pytest.fixture(scope="module")
+def interrupted(inputs, tmp_path_factory):
+    """Two runs side by side: one uninterrupted, one Ctrl-C'd from epoch 3 on; then it resumes."""
+    folder = tmp_path_factory.mktemp("ctrl_c")
+    data = ["--data", str(inputs["training"])]
+    # A Python handler here makes the children start with the usual Ctrl-C,
+    # even where the tests themselves run with SIGINT ignored (as `cmd &` does).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    uninterrupted = {}
+    thread = threading.Thread(target=lambda: uninterrupted.update(result=_run(
+        [*data, *TRAINING, "--checkpoint-dir", "ck_u", "--out", "u"], folder)))
+    thread.start()
+
+    process = subprocess.Popen(
+        [sys.executable, str(SCRIPT), *data, *TRAINING, "--checkpoint-dir", "ck", "--out", "i"],
+        cwd=folder, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    seen = []
+    for line in process.stdout:  # Keras prints "Epoch 3/4" as epoch 3 begins
+        seen.append(line)
+        if line.startswith("Epoch 3/"):
+            process.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = process.communicate(timeout=300)
+    stopped = subprocess.CompletedProcess(process.args, process.returncode,
+                                          "".join(seen) + stdout, stderr)
+    thread.join()
+    signal.signal(signal.SIGINT, previous)
+    shutil.copyfile(folder / "ck" / "vae_mlp" / "latest.weights.h5", folder / "backup.weights.h5")
+    resumed = _run([*data, *TRAINING, "--checkpoint-dir", "ck", "--out", "i", "--resume"], folder)
+    return folder, uninterrupted["result"], stopped, resumed
+
+
+def test_ctrl_c_saves_the_weights_reached_and_exits_130(interrupted):
+    folder, _, stopped, _ = interrupted
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "Traceback" not in stopped.stderr
+    (message,) = _messages(stopped.stderr)
+    where = re.fullmatch(
+        r"vae_mlp\.py: interrupted in epoch (\d) after \d+ batch(es)?: saved the weights "
+        r"reached so far to i/vae_mlp_mnist\.h5; --resume continues from the end of epoch "
+        r"(\d) \(backup in ck/vae_mlp\)", message)
+    assert where, message
+    epoch, backed_up = int(where.group(1)), int(where.group(3))
+    assert 3 <= epoch <= 5 and backed_up == epoch - 1
+    assert f"Epoch {epoch + 1}/" not in stopped.stdout and "test loss" not in stopped.stdout
+    # The saved weights are those reached mid-epoch: past the backup of the epoch before.
+    _, _, saved = build_mlp_vae()
+    load_weights(saved, folder / "i" / "vae_mlp_mnist.h5")
+    _, _, backed_up = build_mlp_vae()
+    load_weights(backed_up, folder / "backup.weights.h5")
+    assert not np.array_equal(saved.get_weights()[0], backed_up.get_weights()[0])
+
+
+def test_resumed_run_ends_where_an_uninterrupted_run_ends(interrupted):
+    folder, uninterrupted, stopped, resumed = interrupted
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    done = int(re.search(r"end of epoch (\d)", stopped.stderr).group(1))
+    assert f"resuming from ck/vae_mlp: {done} of 5 epochs done" in resumed.stdout
+    expected, got = _epoch_metrics(uninterrupted.stdout), _epoch_metrics(resumed.stdout)
+    assert sorted(expected) == [1, 2, 3, 4, 5]
+    assert sorted(got) == list(range(done + 1, 6))  # only the epochs left
+    # The same seed, the same losses to the last printed digit: the weights, the
+    # optimizer's state and the random stream all came back.
+    for epoch in got:
+        assert got[epoch] == expected[epoch] and "val_loss" in got[epoch]
+    assert _test_loss(resumed.stdout) == _test_loss(uninterrupted.stdout)
+    # Each run's backup is gone once its weights were saved.
+    assert not (folder / "ck" / "vae_mlp").exists() and not (folder / "ck_u" / "vae_mlp").exists()
+    assert (folder / "i" / "vae_mlp_mnist.h5").exists()
