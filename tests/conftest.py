@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-# The genuine MNIST files beside the project (../shared/data/mnist), or $VAE_DATA.
-MNIST_DIR = Path(os.environ.get("VAE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
+# The genuine MNIST IDX files beside the project; $VAE_DATA, when set, is what
+# the tests that only need real digits read instead.
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+MNIST_DIR = Path(os.environ.get("VAE_DATA") or SHARED_MNIST)
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import SHARED_MNIST
 from vae.data import SAMPLE_PATH, DataError, load_mnist, load_raw_mnist, read_idx
 
-MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+# The real files themselves, whatever $VAE_DATA says: these tests know their counts.
+MNIST_DIR = SHARED_MNIST
 NAMES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",

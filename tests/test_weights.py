@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import pytest
 
+import conftest
+
 from vae.models import build_cnn_vae, build_mlp_vae
 from vae.weights import (
     WeightsError,
@@ -38,15 +40,8 @@ REFERENCE_SCRIPT = HERE / "keras2_reference.py"
 IDX_IMAGES = ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
 
 
-def _mnist_dir():
-    """The folder of the MNIST IDX files: $VAE_DATA if it is one, else ../shared/data/mnist."""
-    env = os.environ.get("VAE_DATA")
-    if env and Path(env).is_dir():
-        return Path(env)
-    return HERE.parents[1] / "shared" / "data" / "mnist"
-
-
-MNIST_DIR = _mnist_dir()
+# The Keras 2 reference script reads IDX files: $VAE_DATA if it is a folder.
+MNIST_DIR = conftest.MNIST_DIR if conftest.MNIST_DIR.is_dir() else conftest.SHARED_MNIST
 HAVE_MNIST = all(
     (MNIST_DIR / name).is_file() or (MNIST_DIR / (name + ".gz")).is_file() for name in IDX_IMAGES
 )
