@@ -39,6 +39,10 @@ class WeightsError(ValueError):
     """A weights file that cannot be read, or does not fit the model."""
 
 
+_REBUILD = ("build the model with the options it had when the weights were saved "
+            "(the same script, the same --latent-dim)")
+
+
 def _error(path, problem, fix=_FIX):
     return WeightsError(f"weights: {path}: {problem}; {fix}")
 
@@ -193,9 +197,7 @@ def load_weights(model, path):
     layout = weights_layout(path)
     mismatch = describe_mismatch(model, path)
     if mismatch:
-        raise _error(path, f"these weights do not fit model {model.name!r}: {mismatch}",
-                     "build the model with the options it had when the weights were saved "
-                     "(the same script, the same --latent-dim)")
+        raise _error(path, f"these weights do not fit model {model.name!r}: {mismatch}", _REBUILD)
     options = {"by_name": True} if layout == "legacy" and _saved_by_name(model, path) else {}
     suffix = {"legacy": ".h5", "keras3": ".weights.h5", "archive": ".keras"}[layout]
     # Keras picks its reader by suffix, so present the file under the suffix
@@ -212,8 +214,7 @@ def load_weights(model, path):
         except (ValueError, KeyError, OSError) as error:
             reason = " ".join(str(error).split()[:40]) or type(error).__name__
             raise _error(path, f"these weights do not fit model {model.name!r} ({reason})",
-                         "build the model with the options it had when the weights were "
-                         "saved") from None
+                         _REBUILD) from None
 
 
 def _saved_by_name(model, path):
