@@ -302,7 +302,7 @@ def _readable(f, name):
         i += 2 if container[i] == "layers" and i + 1 < len(container) else 1
         group = f.get("/".join(container[:i]) + "/vars")
         label = group.attrs.get("name", container[i - 1]) if group is not None else container[i - 1]
-        names.append(label.decode() if isinstance(label, bytes) else str(label))
+        names.extend(_decoded([label]))
     return "/".join(names) or "(top level)", parts[-1]
 
 
