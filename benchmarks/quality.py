@@ -8,6 +8,7 @@ VAE on the same data. The test digits are one fixed Bernoulli draw (seed 0).
 Numbers are nats per digit with one standard error over digits.
 
     python benchmarks/quality.py --data ../shared/data/mnist           # the full run
+    python benchmarks/quality.py --data ../shared/data/mnist --backend jax   # on JAX
     python benchmarks/quality.py --data ../shared/data/mnist --epochs 1 \\
         --train-samples 2000 --test-samples 200 --k 100               # a smoke test
     python benchmarks/quality.py -w quality/cvae.weights.h5 --k 5000   # evaluate only
@@ -24,6 +25,8 @@ from pathlib import Path
 
 # Run from a checkout without installing: make the repository importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vae import cli  # argparse and numpy only: Keras is not imported yet
 
 # (model, reference, NLL in nats) on dynamically binarized MNIST.
 PUBLISHED = [
@@ -60,7 +63,10 @@ def parse_args(argv=None):
     parser.add_argument("-w", "--weights", metavar="FILE",
                         help="evaluate these weights instead of training")
     parser.add_argument("--out", default="quality", help="folder for the weights (default quality)")
-    return parser.parse_args(argv)
+    cli.add_backend_flag(parser)
+    args = parser.parse_args(argv)
+    cli.choose_backend(parser, args.backend)
+    return args
 
 
 def main(argv=None):
@@ -120,7 +126,8 @@ def main(argv=None):
         print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
     print()
     if seconds_per_epoch is not None:
-        print(f"training: {seconds_per_epoch:.1f} s per epoch")
+        print(f"training: {seconds_per_epoch:.1f} s per epoch on the "
+              f"{keras.backend.backend()} backend")
     print(f"evaluation: {evaluation_seconds:.0f} s")
 
 

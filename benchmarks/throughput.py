@@ -47,8 +47,9 @@ def cnn_forward_macs(latent=2):
     conv2 = 7 * 7 * 64 * 3 * 3 * 32
     dense = 3136 * 16 + 16 * 2 * latent
     decoder_dense = latent * 3136
-    deconv1 = 14 * 14 * 64 * 3 * 3 * 64   # 7x7 -> 14x14, transposed: cost counted on the input side
-    deconv2 = 28 * 28 * 32 * 3 * 3 * 64
+    # A transposed convolution scatters the whole kernel from every input pixel.
+    deconv1 = 7 * 7 * 64 * 3 * 3 * 64     # 7x7 -> 14x14
+    deconv2 = 14 * 14 * 32 * 3 * 3 * 64   # 14x14 -> 28x28
     deconv3 = 28 * 28 * 1 * 3 * 3 * 32
     return conv1 + conv2 + dense + decoder_dense + deconv1 + deconv2 + deconv3
 

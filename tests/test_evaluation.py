@@ -162,6 +162,15 @@ def test_probability_decoders_are_scored_exactly_when_saturated():
     np.testing.assert_allclose(log_px, -30.0 * 784, rtol=1e-5)
 
 
+def test_progress_bar_counts_digits_unless_verbose_is_0(capsys):
+    vae = linear_gaussian_vae()
+    importance_sampled_log_likelihood(vae, X[:30], k=4, batch_size=40, seed=0)
+    assert "30/30" in capsys.readouterr().out
+    importance_sampled_log_likelihood(vae, X[:30], k=4, batch_size=40, seed=0, verbose=0)
+    elbo(vae, X[:30], seed=0)
+    assert capsys.readouterr().out == ""
+
+
 def test_grey_levels_with_cross_entropy_are_flagged():
     encoder, decoder, vae = build_mlp_vae()
     grey = np.full((3, 784), 0.5, "float32")

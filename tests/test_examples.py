@@ -26,6 +26,7 @@ def final_test_loss(stdout):
     return float(re.search(r"test loss: ([\d.]+)", stdout).group(1))
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("name", ["vae_mlp", "vae_cnn"])
 def test_train_then_reload_without_training(name, mnist_path, tmp_path):
     out = run(f"{name}.py", "--epochs", "1", "--data", str(mnist_path), "--out", "results",
@@ -65,7 +66,7 @@ def test_equal_seeds_give_equal_runs_and_mse_is_honoured(mnist_path, tmp_path):
 def test_help_documents_every_flag(tmp_path):
     text = run("vae_cnn.py", "--help", cwd=tmp_path)
     for flag in ["--mse", "--weights", "--epochs", "--batch-size", "--latent-dim", "--data",
-                 "--seed", "--out", "--show", "--train-samples", "--test-samples"]:
+                 "--seed", "--out", "--show", "--train-samples", "--test-samples", "--backend"]:
         assert flag in text
     assert "RMSprop" in text
 

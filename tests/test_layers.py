@@ -4,6 +4,9 @@ import pytest
 
 from vae.layers import Sampling, sampling
 
+# Run on every Keras backend (pytest -m core).
+pytestmark = pytest.mark.core
+
 MEAN = np.array([1.0, -2.0, 0.0], dtype="float32")
 VARIANCE = np.array([0.25, 4.0, 1.0], dtype="float32")
 DRAWS = 200_000

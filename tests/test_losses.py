@@ -12,6 +12,9 @@ from vae.losses import (
     reconstruction_loss,
 )
 
+# Run on every Keras backend (pytest -m core).
+pytestmark = pytest.mark.core
+
 rng = np.random.default_rng(0)
 X = rng.uniform(0, 1, (5, 28, 28, 1)).astype("float32")
 PROBABILITIES = rng.uniform(0.01, 0.99, X.shape).astype("float32")
@@ -57,6 +60,18 @@ def test_kl_divergence_matches_the_closed_form_and_a_monte_carlo_estimate():
 def test_unknown_loss_is_refused_by_name():
     with pytest.raises(ValueError, match="unknown loss 'l1'"):
         reconstruction_loss(X, PROBABILITIES, "l1")
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_nan_probability_gives_a_nan_loss_not_an_error(loss):
+    # A diverging run must reach the loss as NaN, where training stops cleanly
+    # (PyTorch's own cross-entropy kernel raises instead).
+    probabilities = PROBABILITIES.copy()
+    probabilities[1, 3, 4, 0] = np.nan
+    got = keras.ops.convert_to_numpy(reconstruction_loss(X, probabilities, loss))
+    assert np.isnan(got[1])
+    np.testing.assert_allclose(np.delete(got, 1), np.delete(
+        numpy_reconstruction(X, PROBABILITIES, loss), 1), rtol=1e-5)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's logits path")

@@ -2,7 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from vae.models import VAE, build_cnn_vae, build_mlp_vae
+from vae.models import VAE, build_cnn_vae, build_conv_vae, build_mlp_vae
+
+# Run on every Keras backend (pytest -m core).
+pytestmark = pytest.mark.core
 
 BUILDERS = {
     "mlp": (build_mlp_vae, (784,)),
@@ -131,3 +134,19 @@ def test_whole_model_round_trips_through_a_keras_file_in_safe_mode(kind, tmp_pat
     )
     z = np.random.default_rng(3).normal(size=(4, 2)).astype("float32")
     np.testing.assert_array_equal(loaded.decoder.predict(z, verbose=0), decoder.predict(z, verbose=0))
+
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="a TensorFlow compile default")
+def test_mlps_compile_with_xla_and_convolutional_models_as_keras_chooses():
+    vae = build_mlp_vae()[2]
+    vae.compile(optimizer="adam")
+    assert vae.jit_compile is True
+    vae.compile(optimizer="adam", jit_compile=False)  # asked for: kept
+    assert vae.jit_compile is False
+    for build in (build_cnn_vae, build_conv_vae):
+        vae = build()[2]
+        vae.compile(optimizer="adam")
+        other = build()[2]
+        keras.Model.compile(other, optimizer="adam")  # Keras's own "auto", unchanged
+        assert vae.jit_compile == other.jit_compile

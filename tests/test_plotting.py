@@ -8,6 +8,7 @@ from vae.plotting import (
     decode_grid,
     grid_shape,
     plot_architecture,
+    plot_digit_manifold,
     plot_results,
     plot_samples,
     sample_prior,
@@ -40,6 +41,15 @@ def test_grid_tile_at_row_i_column_j_is_decoded_from_x_j_and_y_i(latent_dim):
             tile = image[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28].ravel()
             assert tile[0] == pytest.approx(grid_x[j]) and tile[1] == pytest.approx(grid_y[i])
             assert tile[2] == 0.0  # dimensions past the first two held at the prior mean
+
+
+def test_the_manifold_shows_a_progress_bar_unless_verbose_is_0(tmp_path, capsys):
+    decoder = _coordinate_decoder(2)
+    plot_digit_manifold(decoder, tmp_path / "shown.png", n=30, batch_size=300)
+    assert "3/3" in capsys.readouterr().out  # Keras's bar over the 900 digits in 3 batches
+    plot_digit_manifold(decoder, tmp_path / "quiet.png", n=30, batch_size=300, verbose=0)
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "quiet.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("build,latent_dim", [(build_mlp_vae, 2), (build_cnn_vae, 3)])

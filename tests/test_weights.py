@@ -95,6 +95,7 @@ def _leftovers(directory, keep):
 # (a) Keras 3 round trips
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("name", ROUND_TRIP_NAMES)
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_round_trip_gives_identical_outputs(kind, name, tmp_path):
@@ -135,6 +136,7 @@ def test_plain_h5_written_by_save_weights_is_keras3_layout(tmp_path):
     assert is_legacy_h5(path) is False
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_file_from_keras_save_weights_loads(kind, tmp_path):
     encoder, decoder, vae = BUILDERS[kind]()
@@ -461,6 +463,7 @@ def test_truncated_file_says_how_much_is_there(tmp_path):
         is_legacy_h5(path)
 
 
+@pytest.mark.core
 def test_whole_model_file_loads_as_weights(tmp_path):
     encoder, decoder, vae = build_mlp_vae()
     path = tmp_path / "vae_mlp.keras"
@@ -475,6 +478,7 @@ def test_whole_model_file_loads_as_weights(tmp_path):
         load_weights(cnn, path)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_save_model_round_trips_in_safe_mode_and_writes_atomically(kind, tmp_path, monkeypatch):
     encoder, decoder, vae = BUILDERS[kind]()

@@ -26,6 +26,7 @@ _PUBLIC = {
     "plot_architecture": "vae.plotting",
     "GenerationFrames": "vae.callbacks",
     "EpochSummary": "vae.callbacks",
+    "TensorBoardImages": "vae.callbacks",
     "elbo": "vae.evaluation",
     "importance_sampled_log_likelihood": "vae.evaluation",
     "mean_and_standard_error": "vae.evaluation",
@@ -38,6 +39,8 @@ _PUBLIC = {
     "StopOnNonFiniteLoss": "vae.safeguards",
     "TrainingInterrupted": "vae.safeguards",
     "NonFiniteLossError": "vae.safeguards",
+    "data_parallel": "vae.distribute",
+    "mixed_precision": "vae.precision",
 }
 
 __all__ = sorted(_PUBLIC)

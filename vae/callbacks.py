@@ -1,6 +1,7 @@
-"""Keras callbacks for watching a VAE train: generation frames and a GIF, the ELBO per epoch.
+"""Keras callbacks for watching a VAE train: generation frames and a GIF, the ELBO per epoch,
+generated digits in TensorBoard.
 
-Both work with any VAE of this package (they read `model.decoder` and
+They work with any VAE of this package (they read `model.decoder` and
 `model.reconstruction`), and with any other model given a decoder.
 """
 
@@ -9,10 +10,36 @@ import time
 
 import keras
 
-from vae.plotting import plot_digits, save_gif, to_pixels
+from vae.plotting import grid_shape, plot_digits, save_gif, tile, to_pixels
 
 
-class GenerationFrames(keras.callbacks.Callback):
+class _FixedLatentDigits(keras.callbacks.Callback):
+    """Decodes the same batch of z, drawn once from the prior N(0, I), whenever asked."""
+
+    def __init__(self, decoder=None, n=16, seed=None, logits=None):
+        super().__init__()
+        self.decoder = decoder
+        self.n = n
+        self.seed = seed
+        self.logits = logits
+        self._z = None
+
+    def _decoder(self):
+        return self.decoder if self.decoder is not None else self.model.decoder
+
+    def _digits(self):
+        """The digits that the model, as it is now, decodes from the fixed z: pixels in [0, 1]."""
+        decoder = self._decoder()
+        if self._z is None:
+            # Drawn once, so every picture shows the same points of the latent space.
+            self._z = keras.random.normal((self.n, decoder.input_shape[-1]), seed=self.seed)
+        logits = self.logits
+        if logits is None:
+            logits = getattr(self.model, "reconstruction", None) == "bce_logits"
+        return to_pixels(keras.ops.convert_to_numpy(decoder(self._z, training=False)), logits)
+
+
+class GenerationFrames(_FixedLatentDigits):
     """Saves digits decoded from one fixed batch of z after every epoch, then a GIF of them.
 
     The pictures of the TensorFlow tutorial: the same latent points, drawn
@@ -47,33 +74,17 @@ class GenerationFrames(keras.callbacks.Callback):
 
     def __init__(self, folder, decoder=None, n=16, seed=None, logits=None, gif="training.gif",
                  initial=True):
-        super().__init__()
+        super().__init__(decoder, n, seed, logits)
         self.folder = os.fspath(folder)
-        self.decoder = decoder
-        self.n = n
-        self.seed = seed
-        self.logits = logits
         self.gif = gif
         self.initial = initial
         self.frames = []
         self.gif_path = None
-        self._z = None
-
-    def _decoder(self):
-        return self.decoder if self.decoder is not None else self.model.decoder
 
     def _save(self, epoch):
-        decoder = self._decoder()
-        if self._z is None:
-            # Drawn once, so every picture shows the same points of the latent space.
-            self._z = keras.random.normal((self.n, decoder.input_shape[-1]), seed=self.seed)
-        logits = self.logits
-        if logits is None:
-            logits = getattr(self.model, "reconstruction", None) == "bce_logits"
-        digits = to_pixels(keras.ops.convert_to_numpy(decoder(self._z, training=False)), logits)
         filename = os.path.join(self.folder, f"image_at_epoch_{epoch:04d}.png")
         # The title also keeps every frame distinct: Pillow would merge equal ones.
-        plot_digits(digits, filename, title=f"epoch {epoch}")
+        plot_digits(self._digits(), filename, title=f"epoch {epoch}")
         self.frames.append(filename)
 
     def on_train_begin(self, logs=None):
@@ -135,3 +146,61 @@ class EpochSummary(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._flush()
+
+
+class TensorBoardImages(_FixedLatentDigits):
+    """Writes the digits decoded from one fixed batch of z to TensorBoard after every epoch.
+
+    The `GenerationFrames` picture as a TensorBoard image: one grid (16 digits
+    make 4x4) per epoch, at the epoch's step, so the image slider lines up
+    with the `epoch_loss` curves of `keras.callbacks.TensorBoard` given the
+    same `log_dir`. The image goes to `<log_dir>/generated`, a run beside
+    Keras's `train` and `validation`, under the tag `generated_digits`.
+
+    Written with TensorFlow's `tf.summary`, whatever the Keras backend; like
+    `keras.callbacks.TensorBoard`, it needs the `tensorboard` package
+    (`pip install tensorboard`), which TensorFlow no longer installs.
+
+    Args:
+        log_dir: the folder of the TensorBoard logs (created if needed).
+        decoder: a model mapping z to digits; by default the trained model's
+            `decoder`.
+        n: digits per image.
+        seed: integer seed of the fixed z, or `None`.
+        logits: whether the decoder outputs logits; by default read from the
+            trained model (`reconstruction == "bce_logits"`).
+
+    Example:
+
+    >>> logs = "logs/vae_mlp"
+    >>> vae.fit(x_train, epochs=50, validation_data=(x_test, None),
+    ...         callbacks=[keras.callbacks.TensorBoard(logs), TensorBoardImages(logs, seed=1)])
+    """
+
+    tag = "generated_digits"
+
+    def __init__(self, log_dir, decoder=None, n=16, seed=None, logits=None):
+        super().__init__(decoder, n, seed, logits)
+        try:
+            import tensorboard  # noqa: F401  (the implementation of tf.summary.image)
+            import tensorflow as tf
+        except ImportError as error:
+            raise ImportError(f"TensorBoardImages writes with tf.summary, which needs TensorFlow "
+                              f"and the tensorboard package ({error}); pip install tensorflow "
+                              "tensorboard") from None
+        self._tf = tf
+        self.log_dir = os.path.join(os.fspath(log_dir), "generated")
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        self._writer = self._tf.summary.create_file_writer(self.log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        rows, columns = grid_shape(self.n)
+        image = tile(self._digits(), rows, columns)[None, :, :, None]  # one grey image
+        with self._writer.as_default():
+            self._tf.summary.image(self.tag, image, step=epoch)
+        self._writer.flush()  # visible in TensorBoard while training goes on
+
+    def on_train_end(self, logs=None):
+        self._writer.close()

@@ -47,6 +47,9 @@ be written); 130 interrupted (Ctrl-C; the weights reached so far are saved)"""
 # records the epochs a backup holds; read here without importing Keras.
 BACKUP_METADATA = "training_metadata.json"
 
+# vae.precision.POLICIES, named here without importing Keras.
+MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line, not the whole usage."""
@@ -103,6 +106,9 @@ def _check_paths(parser, args):
         if args.checkpoint_dir or args.resume:
             parser.fail("-w loads weights and skips training, --checkpoint-dir and --resume "
                         "are for training: give one or the other")
+        if args.logdir:
+            parser.fail("-w loads weights and skips training, --logdir logs training: give "
+                        "one or the other")
         if not os.path.isfile(args.weights):
             what = "is a folder" if os.path.isdir(args.weights) else "no such file"
             parser.fail(f"weights: {args.weights}: {what}; pass the weights file to -w")
@@ -121,6 +127,18 @@ def _check_paths(parser, args):
         except DataError as error:
             unusable(error)
     _writable_folder(parser, "--out", args.out)
+    if args.logdir:
+        _writable_folder(parser, "--logdir", args.logdir)
+        # tf.summary writes the logs whatever the Keras backend, but its scalars and
+        # images are implemented in the tensorboard package, which TensorFlow no
+        # longer installs: say so now, not after the first epoch.
+        import importlib.util
+
+        missing = [name for name in ("tensorflow", "tensorboard")
+                   if importlib.util.find_spec(name) is None]
+        if missing:
+            parser.fail(f"--logdir: writing TensorBoard logs needs {' and '.join(missing)}, "
+                        f"not installed; pip install {' '.join(missing)}, or leave out --logdir")
     if args.resume and not args.checkpoint_dir:
         parser.fail("--resume needs --checkpoint-dir DIR, the folder the interrupted run "
                     "backed up to")
@@ -136,6 +154,44 @@ def _check_paths(parser, args):
             parser.fail(f"--checkpoint-dir: {backup} holds the backup of an unfinished run "
                         f"({epochs_done} epochs done); add --resume to continue it, or delete "
                         "that folder to start afresh")
+
+
+# Keras backends the scripts offer, and how to install each one's package.
+BACKENDS = {
+    "tensorflow": "pip install tensorflow",
+    "jax": 'pip install "vae[jax]"',
+    "torch": 'pip install "vae[torch]"',
+}
+
+
+def add_backend_flag(parser):
+    """Adds `--backend {jax,tensorflow,torch}`; pass its value to `choose_backend`."""
+    parser.add_argument("--backend", choices=sorted(BACKENDS),
+                        help="the Keras backend to run on (default: $KERAS_BACKEND, else "
+                             "Keras's configured one, normally tensorflow); weights files "
+                             "are the same on every backend")
+
+
+def choose_backend(parser, backend):
+    """Sets KERAS_BACKEND to `backend` before Keras is imported, or ends with status 2.
+
+    Keras reads the variable once, when it is first imported: a backend asked
+    for after that, or one whose package is missing, cannot be honoured.
+    """
+    if backend is None:
+        return
+    keras = sys.modules.get("keras")
+    if keras is not None and keras.backend.backend() != backend:
+        parser.exit(2, f"{parser.prog}: error: --backend {backend}: Keras was already imported "
+                       f"with the {keras.backend.backend()} backend in this process; set "
+                       f"KERAS_BACKEND={backend} before anything imports Keras, or run the "
+                       "script in a fresh process\n")
+    import importlib.util
+
+    if importlib.util.find_spec(backend) is None:
+        parser.exit(2, f"{parser.prog}: error: --backend {backend}: the {backend} package is "
+                       f"not installed; {BACKENDS[backend]}, or choose another backend\n")
+    os.environ["KERAS_BACKEND"] = backend
 
 
 def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
@@ -156,8 +212,8 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
         The parsed `argparse.Namespace`, with `name`, `optimizer` and `loss`
         (`"mse"` or `"bce"`) added.
 
-    The paths among the flags (`-w`, `--data`, `--out`, `--checkpoint-dir`)
-    are checked here, before Keras is imported: a bad flag value, or a path
+    The paths among the flags (`-w`, `--data`, `--out`, `--checkpoint-dir`,
+    `--logdir`) are checked here, before Keras is imported: a bad flag value, or a path
     that is missing or cannot be written, ends the script with one line on
     stderr and exit status 2; a weights or data file that cannot be used,
     with status 1.
@@ -189,6 +245,7 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
                         help="evaluate and plot on a random subset of K digits")
     parser.add_argument("--seed", type=int,
                         help="seed for weights, shuffling and sampling: equal seeds, equal runs")
+    add_backend_flag(parser)
     parser.add_argument("--out", metavar="DIR", default=".",
                         help="folder for weights, diagrams and plots (default: current folder)")
     parser.add_argument("--show", action="store_true",
@@ -204,6 +261,16 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
     parser.add_argument("--resume", action="store_true",
                         help="continue the interrupted run backed up in --checkpoint-dir from "
                              "its last completed epoch (use the flags it had)")
+    parser.add_argument("--distribute", action="store_true",
+                        help="train data-parallel on every local device (the GPUs, else the "
+                             "CPU devices): tf.distribute.MirroredStrategy on tensorflow, "
+                             "keras.distribution.DataParallel on jax; --batch-size stays the "
+                             "batch of a step, split evenly across the devices")
+    parser.add_argument("--mixed-precision", nargs="?", const="auto", metavar="POLICY",
+                        choices=["auto", *MIXED_PRECISION_POLICIES],
+                        help="compute in 16 bits with float32 weights, loss and sampling: "
+                             "mixed_float16 or mixed_bfloat16; without POLICY (auto), "
+                             "mixed_float16 on a GPU, else mixed_bfloat16")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks instead of one-line error messages")
     parser.add_argument("--samples", type=_positive(1), metavar="N",
@@ -213,11 +280,17 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
                         help="binary digits: 'static' thresholds at 0.5 once, 'dynamic' draws "
                              "every pixel afresh each epoch (test digits: one fixed draw); "
                              "default %(default)s")
+    parser.add_argument("--logdir", metavar="DIR",
+                        help="write TensorBoard logs to DIR/<name>/: the losses of every epoch "
+                             "and the digits generated from 16 fixed z (view them with "
+                             "tensorboard --logdir DIR)")
     if extra is not None:
         extra(parser)
     if defaults:
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
+    # First: checking the paths below, or --seed, may import Keras.
+    choose_backend(parser, args.backend)
     args.name = name
     args.optimizer = optimizer
     if args.mse and args.loss == "bce":
@@ -231,7 +304,38 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
         import keras
 
         keras.utils.set_random_seed(args.seed)
+    # Now, before the example builds its model: both decide how its weights are made.
+    _use_devices(parser, args)
     return args
+
+
+def _use_devices(parser, args):
+    """Sets up --distribute and --mixed-precision; `args.devices` lists the devices, or is None."""
+    args.devices = None
+    if args.distribute:
+        from vae.distribute import data_parallel
+
+        try:
+            devices = data_parallel()
+        except ValueError as error:  # a backend without a data-parallel engine
+            parser.fail(f"--distribute: {error}, e.g. --backend jax")
+        if args.batch_size % len(devices):
+            parser.fail(f"--batch-size {args.batch_size} does not split evenly over "
+                        f"{len(devices)} devices; pass a multiple of {len(devices)}")
+        args.devices = devices
+        if len(devices) == 1:
+            print(f"--distribute: {devices[0]} is the only device, so training runs as without "
+                  "--distribute")
+        else:
+            print(f"data-parallel training on {len(devices)} devices ({', '.join(devices)}): "
+                  f"each step splits the batch of {args.batch_size} into "
+                  f"{args.batch_size // len(devices)} per device")
+    if args.mixed_precision:
+        from vae.precision import mixed_precision
+
+        policy = mixed_precision(None if args.mixed_precision == "auto" else args.mixed_precision)
+        print(f"mixed precision ({policy}): layers compute in {policy.removeprefix('mixed_')}; "
+              "weights, loss and sampling in float32")
 
 
 def _subset(x, y, size, seed):
@@ -240,6 +344,15 @@ def _subset(x, y, size, seed):
     # Seeded even without --seed, so runs without it compare on the same digits.
     chosen = np.random.default_rng(0 if seed is None else seed).choice(len(x), size, replace=False)
     return x[chosen], y[chosen]
+
+
+def _split_evenly(args, x, y, which):
+    """Leaves out the last few digits of a set whose last batch would not split over the devices."""
+    extra = len(x) % len(args.devices) if args.devices else 0
+    if extra:
+        print(f"--distribute: left out the last {extra} of the {len(x)} {which} digits, so "
+              f"that every batch splits evenly over the {len(args.devices)} devices")
+    return x[:len(x) - extra], y[:len(y) - extra]
 
 
 def _binarized(args, x_train, x_test):
@@ -342,6 +455,17 @@ def _train_and_save(args, vae, train_data, x_test, callbacks):
                                          f"to {weights_file}", status=130)
 
 
+def _tensorboard(args):
+    """The callbacks of --logdir: Keras's TensorBoard for the losses, and generated digits."""
+    import keras
+
+    from vae.callbacks import TensorBoardImages
+
+    logdir = os.path.join(args.logdir, args.name)
+    print(f"TensorBoard logs go to {logdir}; view them with: tensorboard --logdir {args.logdir}")
+    return [keras.callbacks.TensorBoard(logdir), TensorBoardImages(logdir, seed=args.seed)]
+
+
 def train_or_load_then_plot(args, models, callbacks=()):
     """Loads data, trains (or loads `--weights`), saves, draws and evaluates.
 
@@ -364,8 +488,14 @@ def train_or_load_then_plot(args, models, callbacks=()):
         (x_train, y_train), (x_test, y_test) = load_mnist(args.data, flatten=flatten)
         x_train, y_train = _subset(x_train, y_train, args.train_samples, args.seed)
         x_test, y_test = _subset(x_test, y_test, args.test_samples, args.seed)
+        x_train, y_train = _split_evenly(args, x_train, y_train, "training")
+        x_test, y_test = _split_evenly(args, x_test, y_test, "test")
         train_data, x_test = _binarized(args, x_train, x_test)
 
+        import keras
+
+        # The log says which engine ran: speed and the last digits differ between them.
+        print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
         encoder.summary()
         decoder.summary()
         vae.summary()
@@ -376,7 +506,13 @@ def train_or_load_then_plot(args, models, callbacks=()):
             load_weights(vae, args.weights)
             print(f"loaded weights from {args.weights}; training skipped")
         else:
+            if args.logdir:
+                callbacks = [*callbacks, *_tensorboard(args)]
             _train_and_save(args, vae, train_data, x_test, callbacks)
+        if args.devices:  # the pictures predict on batches of any size
+            from vae.distribute import end_data_parallel
+
+            end_data_parallel()
 
         # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
         logits = getattr(vae, "reconstruction", None) == "bce_logits"
@@ -442,7 +578,9 @@ def parse_evaluation_args(description, argv=None):
     parser.add_argument("--batch-size", type=_positive(1), default=1000,
                         help="decoder passes per step; bounds memory (default %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the importance samples")
+    add_backend_flag(parser)
     args = parser.parse_args(argv)
+    choose_backend(parser, args.backend)
     args.name = "evaluate"
     conv = args.model == "conv"
     args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")
@@ -492,8 +630,11 @@ def load_then_evaluate(args, models):
         load_weights(vae, args.weights)
     except (DataError, WeightsError, OSError) as error:
         _fail(args, error)
+    import keras
+
     print(f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
-          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}")
+          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}; "
+          f"{keras.backend.backend()} backend")
     gaussian = vae.reconstruction == "mse"
     nll = None
     if gaussian or is_binary(x_test):

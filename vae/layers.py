@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from vae.distribute import replica
+
 
 def sampling(args):
     """Draws `z ~ N(z_mean, exp(z_log_var))` with the reparameterization trick.
@@ -55,9 +57,17 @@ class Sampling(keras.layers.Layer):
         # half-precision log-variance overflows easily.
         z_mean = ops.cast(z_mean, "float32")
         z_log_var = ops.cast(z_log_var, "float32")
-        epsilon = keras.random.normal(
-            ops.shape(z_mean), dtype="float32", seed=self.seed_generator
-        )
+        shape = ops.shape(z_mean)
+        index, replicas = replica()
+        if replicas == 1:
+            epsilon = keras.random.normal(shape, dtype="float32", seed=self.seed_generator)
+        else:
+            # Each replica of a tf.distribute step holds the same seed state:
+            # one draw for all of them, a slice each, so their noise differs
+            # and, put together, is what one device draws for the whole batch.
+            epsilon = keras.random.normal(
+                (replicas, *shape), dtype="float32", seed=self.seed_generator
+            )[index]
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
     def compute_output_shape(self, input_shape):

@@ -7,6 +7,7 @@ the original Keras examples (their `mean * original_dim` is a sum over pixels).
 
 import math
 
+import keras
 from keras import ops
 
 # "bce" and "mse" score decoders that output pixel values (a sigmoid layer);
@@ -43,8 +44,17 @@ def reconstruction_loss(x, x_decoded, loss="bce"):
 
     >>> reconstruction_loss(x, vae(x), loss="mse")
     """
+    # Tensors from here on: NumPy arrays and PyTorch tensors do not mix.
+    x, x_decoded = ops.convert_to_tensor(x), ops.convert_to_tensor(x_decoded)
     if loss == "bce":
-        per_pixel = ops.binary_crossentropy(x, x_decoded)
+        if keras.backend.backend() == "tensorflow":
+            per_pixel = ops.binary_crossentropy(x, x_decoded)
+        else:
+            # Keras's own formula on JAX and PyTorch, written out because PyTorch's
+            # kernel raises on a NaN probability: a diverging run must reach the
+            # loss as NaN, where training stops cleanly (vae.safeguards).
+            p = ops.clip(x_decoded, keras.config.epsilon(), 1.0 - keras.config.epsilon())
+            per_pixel = -(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p))
     elif loss == "mse":
         per_pixel = ops.square(x - x_decoded)
     elif loss == "bce_logits":

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import layers, ops
 
+from vae.distribute import replica
 from vae.layers import Sampling
 from vae.losses import (
     RECONSTRUCTION_LOSSES,
@@ -16,6 +17,12 @@ from vae.losses import (
 # How the KL term is computed: in closed form, or by the single-sample
 # estimator `log q(z|x) - log p(z)` of the TensorFlow tutorial.
 KL_ESTIMATORS = ("analytic", "monte_carlo")
+
+# The decoders' last layer computes in float32 even under a mixed-precision
+# policy: in 16 bits a pixel probability near 1 rounds to exactly 1, where the
+# cross-entropy is clipped and stops teaching (float32 sigmoids also let
+# TensorFlow compute it from the logits), and logits lose their digits.
+OUTPUT_DTYPE = "float32"
 
 
 @keras.saving.register_keras_serializable(package="vae")
@@ -66,6 +73,20 @@ class VAE(keras.Model):
         # The encoder and decoder arrive built; there is nothing of our own.
         self.built = True
 
+    def compile(self, *args, jit_compile="auto", **kwargs):
+        """Keras's `compile`; on TensorFlow, "auto" also turns XLA on for CPU MLPs.
+
+        Keras's "auto" leaves XLA off on TensorFlow CPUs. For models without
+        convolutions, XLA trains about 1.35 times as fast there; XLA's CPU
+        convolutions are slower than TensorFlow's own, so convolutional
+        models keep Keras's choice, as does data-parallel training
+        (benchmarks/README.md has the measurements). An explicit
+        `jit_compile` is passed on as given.
+        """
+        if jit_compile == "auto" and _xla_pays_on_tensorflow(self):
+            jit_compile = True
+        super().compile(*args, jit_compile=jit_compile, **kwargs)
+
     def call(self, inputs, training=None):
         z_mean, z_log_var, z = self.encoder(inputs, training=training)
         reconstruction = self.decoder(z, training=training)
@@ -91,7 +112,11 @@ class VAE(keras.Model):
         reconstruction, kl = self._loss_terms
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
-        return ops.mean(reconstruction + kl)
+        # Under a tf.distribute strategy this runs on each replica's share of
+        # the batch: Keras adds up their gradients, and reports this loss
+        # times their number (as for its own losses, which it divides so).
+        _, replicas = replica()
+        return ops.mean(reconstruction + kl) / replicas
 
     def get_config(self):
         return {
@@ -109,6 +134,17 @@ class VAE(keras.Model):
         for part in ("encoder", "decoder"):
             config[part] = keras.saving.deserialize_keras_object(config[part])
         return cls(**config)
+
+
+def _xla_pays_on_tensorflow(vae):
+    if keras.config.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    convolutions = (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Conv2DTranspose)
+    convolutional = any(isinstance(layer, convolutions)
+                        for part in (vae.encoder, vae.decoder) for layer in part._flatten_layers())
+    return not convolutional and not tf.distribute.has_strategy()
 
 
 def _gaussian_encoder(inputs, features, latent_dim, seed):
@@ -165,7 +201,9 @@ def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bc
 
     latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
     x = layers.Dense(intermediate_dim, activation="relu", name="decoder_dense")(latent_inputs)
-    outputs = layers.Dense(original_dim, activation="sigmoid", name="decoder_output")(x)
+    outputs = layers.Dense(
+        original_dim, activation="sigmoid", name="decoder_output", dtype=OUTPUT_DTYPE
+    )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,))
 
@@ -224,7 +262,7 @@ def build_cnn_vae(
         filters //= 2
     outputs = layers.Conv2DTranspose(
         input_shape[-1], kernel_size, activation="sigmoid", padding="same",
-        name="decoder_output",
+        name="decoder_output", dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "vae_cnn", input_shape)
@@ -288,6 +326,7 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
     outputs = layers.Conv2DTranspose(
         input_shape[-1], 3, padding="same",
         activation=None if loss == "bce_logits" else "sigmoid", name="decoder_output",
+        dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl)

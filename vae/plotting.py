@@ -32,12 +32,15 @@ def _finish(figure, filename, show):
     plt.close(figure)
 
 
-def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=False):
+def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=False,
+                      verbose=1):
     """Scatters the test set's latent means, one colour per digit class.
 
     With `latent_dim > 2` the first two dimensions of z_mean are drawn.
+    `verbose=1` (the default) shows Keras's progress bar while the encoder
+    runs; 0 silences it.
     """
-    z_mean, _, _ = encoder.predict(x_test, batch_size=batch_size, verbose=0)
+    z_mean, _, _ = encoder.predict(x_test, batch_size=batch_size, verbose=verbose)
     figure, axes = plt.subplots(figsize=(12, 10))
     colours = plt.get_cmap("tab10")
     for digit in np.unique(y_test):
@@ -54,12 +57,14 @@ def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=Fa
     _finish(figure, filename, show)
 
 
-def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False):
+def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbose=1):
     """Decodes an `n` x `n` grid of z over `[-z_range, z_range]^2`.
 
     Only z[0] (columns) and z[1] (rows, top is high) vary; any further latent
     dimensions stay at 0, the prior's mean. With `logits=True` the decoder's
-    outputs are logits and the image shows their sigmoid.
+    outputs are logits and the image shows their sigmoid. `verbose=1` (the
+    default) shows Keras's progress bar over the batches of the decodings (900
+    for a 30x30 grid, slow for convolutional decoders on a CPU); 0 silences it.
 
     Returns:
         `(image, grid_x, grid_y)`: the tiled digits as one 2-D array, and the
@@ -72,7 +77,7 @@ def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False):
     z[:, 0] = np.tile(grid_x, n)
     z[:, 1] = np.repeat(grid_y, n)
     # One batched predict instead of n * n single-digit calls.
-    digits = to_pixels(decoder.predict(z, batch_size=batch_size, verbose=0), logits)
+    digits = to_pixels(decoder.predict(z, batch_size=batch_size, verbose=verbose), logits)
     return tile(digits, n, n), grid_x, grid_y
 
 
@@ -97,9 +102,13 @@ def tile(digits, rows, columns):
 
 
 def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, show=False,
-                        logits=False):
-    """Draws the 30x30 digits decoded over the latent plane, with z ticks."""
-    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits)
+                        logits=False, verbose=1):
+    """Draws the 30x30 digits decoded over the latent plane, with z ticks.
+
+    `verbose=1` (the default) shows a progress bar while the grid is decoded;
+    0 silences it.
+    """
+    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits, verbose)
     side = image.shape[0] // n
     figure, axes = plt.subplots(figsize=(10, 10))
     ticks = np.arange(side // 2, n * side, side)
@@ -114,7 +123,7 @@ def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, sh
 
 
 def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=False,
-                 logits=False):
+                 logits=False, verbose=1):
     """Writes the two pictures of the original examples.
 
     `<model_name>/vae_mean.png`: the test set's latent means coloured by
@@ -128,6 +137,8 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
         model_name: folder the pictures go to (created if needed).
         show: also open the figures in a window.
         logits: the decoder outputs logits (`build_conv_vae`); draw their sigmoid.
+        verbose: 1 (the default) shows Keras's progress bars while the test
+            digits are encoded and the grid is decoded; 0 none.
 
     Example:
 
@@ -137,11 +148,12 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
     x_test, y_test = data
     os.makedirs(model_name, exist_ok=True)
     plot_latent_means(
-        encoder, x_test, y_test, os.path.join(model_name, "vae_mean.png"), batch_size, show
+        encoder, x_test, y_test, os.path.join(model_name, "vae_mean.png"), batch_size, show,
+        verbose,
     )
     plot_digit_manifold(
         decoder, os.path.join(model_name, "digits_over_latent.png"), batch_size=batch_size,
-        show=show, logits=logits,
+        show=show, logits=logits, verbose=verbose,
     )
 
 
