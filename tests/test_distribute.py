@@ -38,7 +38,10 @@ def train():
     _, _, vae = build_mlp_vae(seed=1)
     # Plain SGD, whose steps grow with the gradient (Adam's do not): the sum of
     # the replicas' gradients where their mean was due would show in the losses.
-    vae.compile(optimizer=keras.optimizers.SGD(5e-3))
+    # Both without XLA on TensorFlow, as its data-parallel training runs (XLA's
+    # random draws and roundings differ from TensorFlow's own kernels).
+    vae.compile(optimizer=keras.optimizers.SGD(5e-3),
+                jit_compile=False if keras.config.backend() == "tensorflow" else "auto")
     history = vae.fit(x_train, epochs=3, batch_size=100, validation_data=(x_test, None),
                       verbose=0)
     return vae, history.history

@@ -83,7 +83,8 @@ class VAE(keras.Model):
         (benchmarks/README.md has the measurements). An explicit
         `jit_compile` is passed on as given.
         """
-        if jit_compile == "auto" and _xla_pays_on_tensorflow(self):
+        eager = kwargs.get("run_eagerly")
+        if jit_compile == "auto" and not eager and _xla_pays_on_tensorflow(self):
             jit_compile = True
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
