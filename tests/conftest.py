@@ -24,3 +24,22 @@ def mnist_flat(mnist_path):
     from vae.data import load_mnist
 
     return load_mnist(mnist_path, flatten=True)
+
+
+@pytest.fixture
+def saturated_decoder_loss():
+    """The MLP VAE's reconstruction loss on 8 black digits when every decoder logit is 30."""
+    import numpy as np
+
+    from vae.models import build_mlp_vae
+
+    def loss():
+        _, decoder, vae = build_mlp_vae()
+        output = decoder.get_layer("decoder_output")
+        kernel, bias = output.get_weights()
+        output.set_weights([np.zeros_like(kernel), np.full_like(bias, 30.0)])
+        vae.compile(optimizer="adam")
+        metrics = vae.evaluate(np.zeros((8, 784), "float32"), verbose=0, return_dict=True)
+        return metrics["reconstruction_loss"]
+
+    return loss
