@@ -15,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from vae.allocator import restart_with_huge_pages
+
 
 def _positive(minimum):
     def parse(text):
@@ -172,26 +174,29 @@ def add_backend_flag(parser):
                              "are the same on every backend")
 
 
-def choose_backend(parser, backend):
+def choose_backend(parser, backend, command_line=False):
     """Sets KERAS_BACKEND to `backend` before Keras is imported, or ends with status 2.
 
     Keras reads the variable once, when it is first imported: a backend asked
-    for after that, or one whose package is missing, cannot be honoured.
+    for after that, or one whose package is missing, cannot be honoured. On
+    JAX, a script's own command line (`command_line`) restarts once with
+    glibc's huge pages (`vae.allocator`).
     """
-    if backend is None:
-        return
-    keras = sys.modules.get("keras")
-    if keras is not None and keras.backend.backend() != backend:
-        parser.exit(2, f"{parser.prog}: error: --backend {backend}: Keras was already imported "
-                       f"with the {keras.backend.backend()} backend in this process; set "
-                       f"KERAS_BACKEND={backend} before anything imports Keras, or run the "
-                       "script in a fresh process\n")
-    import importlib.util
+    if backend is not None:
+        keras = sys.modules.get("keras")
+        if keras is not None and keras.backend.backend() != backend:
+            parser.exit(2, f"{parser.prog}: error: --backend {backend}: Keras was already "
+                           f"imported with the {keras.backend.backend()} backend in this "
+                           f"process; set KERAS_BACKEND={backend} before anything imports "
+                           "Keras, or run the script in a fresh process\n")
+        import importlib.util
 
-    if importlib.util.find_spec(backend) is None:
-        parser.exit(2, f"{parser.prog}: error: --backend {backend}: the {backend} package is "
-                       f"not installed; {BACKENDS[backend]}, or choose another backend\n")
-    os.environ["KERAS_BACKEND"] = backend
+        if importlib.util.find_spec(backend) is None:
+            parser.exit(2, f"{parser.prog}: error: --backend {backend}: the {backend} package "
+                           f"is not installed; {BACKENDS[backend]}, or choose another backend\n")
+        os.environ["KERAS_BACKEND"] = backend
+    if command_line and os.environ.get("KERAS_BACKEND") == "jax":
+        restart_with_huge_pages()
 
 
 def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
@@ -290,7 +295,7 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
     # First: checking the paths below, or --seed, may import Keras.
-    choose_backend(parser, args.backend)
+    choose_backend(parser, args.backend, command_line=argv is None)
     args.name = name
     args.optimizer = optimizer
     if args.mse and args.loss == "bce":
@@ -580,7 +585,7 @@ def parse_evaluation_args(description, argv=None):
     parser.add_argument("--seed", type=int, help="seed of the importance samples")
     add_backend_flag(parser)
     args = parser.parse_args(argv)
-    choose_backend(parser, args.backend)
+    choose_backend(parser, args.backend, command_line=argv is None)
     args.name = "evaluate"
     conv = args.model == "conv"
     args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")
