@@ -70,7 +70,7 @@ def layer_step(layer, input_shape, output_shape, jit_compile):
         variables = [v.value for v in layer.trainable_variables]
 
         def loss(variables, x):
-            y, _ = layer.stateless_call(variables, [], x, training=True)
+            y, _ = layer.stateless_call(variables, [], x)
             return (y * upstream).sum()
 
         gradients = jax.jit(jax.grad(loss, argnums=(0, 1)))

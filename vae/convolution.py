@@ -1,28 +1,26 @@
 """Exact, faster drop-ins for `keras.layers.Conv2D` and `Conv2DTranspose`: same weights.
 
-The CNN VAEs' convolutions are small: one input or output channel, or 32-64
-channels on 7x7 to 28x28 images. The engines' convolution kernels run such
-shapes far below the speed of one large matrix multiply (benchmarks/README.md
-has the profile), and on JAX the gradient of a strided transposed convolution
-becomes a slow lhs-dilated convolution. These layers compute the same
-function as one matrix multiply plus cheap data movement, written in
-`keras.ops` so that all three backends differentiate it themselves:
+On JAX, XLA's CPU convolutions are slow for the CNN VAEs' small layers, and
+the gradient of a strided transposed convolution becomes an lhs-dilated
+convolution that took 10 to 15 times the time of the form below
+(benchmarks/README.md has the profile). These layers compute the same
+function as matrix multiplies plus cheap data movement, written in
+`keras.ops` so that every backend differentiates it itself:
 
 - `Conv2D`: the input's patches side by side (im2col), times the kernel
   reshaped to `(kh * kw * channels, filters)`.
-- `Conv2DTranspose`: every input pixel times the kernel reshaped to
-  `(channels, kh * kw * filters)`, giving each pixel's `kh * kw` output
-  contributions at once; then the contributions are added into place (col2im).
-
-  Output pixel `o = stride * i + a` receives input pixel `i` through kernel
-  tap `a`. Split the output by phase `r = o mod stride`: phase `r` takes the
-  taps `a = r + stride * q` (q = 0, 1, ...), and tap `a` reaches phase row
-  `i + q`. So each phase is a sum of the taps' contributions shifted by `q`
-  rows (and likewise columns), with no multiplication by inserted zeros; the
-  phases are then interleaved (`depth_to_space`) and cropped as Keras crops
-  its "same" or "valid" output. For kernel 3 and stride 2, phase 0 takes
-  taps 0 and 2 (shifts 0 and 1) and phase 1 takes tap 1 (shift 0), in each
-  dimension: 4 + 2 + 2 + 1 = 9 taps, exactly the work of the convolution.
+- `Conv2DTranspose`: phase by phase, with no multiplication by inserted
+  zeros. Output pixel `o = stride * i + a` receives input pixel `i` through
+  kernel tap `a`. Split the output by phase `r = o mod stride`: phase `r`
+  takes the taps `a = r + stride * q` (q = 0, 1, ...), and tap `a` reaches
+  phase row `i + q`. So a phase is one matrix multiply of every input pixel
+  by its taps side by side, `(channels, taps * filters)`, then each tap's
+  product shifted by its `q` rows (and likewise columns) and added. The
+  phases are interleaved (`depth_to_space`) and cropped as Keras crops its
+  "same" or "valid" output. For kernel 3 and stride 2, phase 0 takes taps 0
+  and 2 (shifts 0 and 1) and phase 1 takes tap 1 (shift 0), in each
+  dimension: 4 + 2 + 2 + 1 = 9 taps, exactly the work of the convolution. With
+  stride 1 there is one phase, all taps in one product (col2im).
 
 Both are subclasses of the Keras layers with the same constructor, the same
 `kernel` and `bias` variables and the same config, so every weights file of
