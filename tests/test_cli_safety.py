@@ -36,9 +36,16 @@ TF_LOGGING = re.compile(r"^(WARNING: All log messages before absl::InitializeLog
                         r"\d\d:\d\d:\d\d|To enable the following instructions)")
 
 
+# The script's own one-line warnings, such as "model diagrams skipped" on a
+# machine without Graphviz: not the one line that answers a bad input.
+WARNING = re.compile(r"^vae_mlp\.py: warning: ")
+
+
 def _messages(stderr):
-    """The lines of stderr that the script wrote (TensorFlow's own start-up logging left out)."""
-    return [line for line in stderr.splitlines() if line.strip() and not TF_LOGGING.match(line)]
+    """The lines of stderr that the script wrote, less TensorFlow's start-up logging and
+    the script's warnings."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not TF_LOGGING.match(line) and not WARNING.match(line)]
 
 
 def _run(args, cwd, timeout=300):

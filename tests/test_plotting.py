@@ -1,3 +1,5 @@
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -64,6 +66,8 @@ def test_plot_results_writes_both_pictures(build, latent_dim, tmp_path):
             assert min(picture.size) > 500
 
 
+@pytest.mark.skipif(shutil.which("dot") is None,
+                    reason="needs Graphviz's dot (apt-get install graphviz)")
 def test_model_diagrams_are_drawn(tmp_path):
     encoder, decoder, _ = build_mlp_vae()
     written = plot_architecture(encoder, decoder, str(tmp_path / "vae_mlp"))

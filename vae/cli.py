@@ -199,6 +199,20 @@ def choose_backend(parser, backend, command_line=False):
         restart_with_huge_pages()
 
 
+def print_warnings_in_one_line(prog):
+    """Prints each warning as one line, `prog: warning: message`, like argparse's errors.
+
+    Python's default adds the file and line and echoes the source line that
+    warned, which tells a user of the script nothing. For a script's own
+    process only: a notebook keeps Python's format.
+    """
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+
+
 def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
     """Parses the flags shared by the example scripts.
 
@@ -296,6 +310,8 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
     args = parser.parse_args(argv)
     # First: checking the paths below, or --seed, may import Keras.
     choose_backend(parser, args.backend, command_line=argv is None)
+    if argv is None:
+        print_warnings_in_one_line(parser.prog)
     args.name = name
     args.optimizer = optimizer
     if args.mse and args.loss == "bce":
@@ -586,6 +602,8 @@ def parse_evaluation_args(description, argv=None):
     add_backend_flag(parser)
     args = parser.parse_args(argv)
     choose_backend(parser, args.backend, command_line=argv is None)
+    if argv is None:
+        print_warnings_in_one_line(parser.prog)
     args.name = "evaluate"
     conv = args.model == "conv"
     args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")

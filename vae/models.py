@@ -88,9 +88,9 @@ class VAE(keras.Model):
 
         `steps_per_execution=None`: 8 steps per call of the compiled
         function, so Keras's per-step work (its loop, the callbacks, the
-        progress bar) runs once per 8 batches. The MLP's epoch took 1.62
-        against 2.83 s on TensorFlow and 1.13 against 1.28 s on JAX; the
-        CNN's steps did not change. Batch-level callbacks then see every
+        progress bar) runs once per 8 batches. In an alternating run the
+        MLP's epoch took 2.27 against 2.38 s on TensorFlow and 1.20 against
+        1.27 s on JAX; the CNN's steps did not change. Batch-level callbacks then see every
         eighth batch; pass `steps_per_execution=1` to see each. It stays 1
         where Keras refuses or fails with more: on PyTorch, and under a
         tf.distribute strategy ("You must feed a value for placeholder tensor").

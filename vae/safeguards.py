@@ -110,8 +110,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
 
     Without it, Ctrl-C raises wherever Python happens to be, possibly in the
     middle of Keras's bookkeeping. With it, the signal is noted, the batch in
-    progress finishes, and `TrainingInterrupted` is raised from the batch's
-    end. A second Ctrl-C is the usual `KeyboardInterrupt`, for one who cannot
+    progress finishes (with `steps_per_execution` above 1, the call's batches),
+    and `TrainingInterrupted` is raised from the batch's end. A second Ctrl-C is the usual `KeyboardInterrupt`, for one who cannot
     wait. Put it last in the list, so the other callbacks see every completed
     batch and epoch first.
 
