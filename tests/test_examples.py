@@ -34,7 +34,8 @@ def test_train_then_reload_without_training(name, mnist_path, tmp_path):
               *SMALL, cwd=tmp_path)
     results = tmp_path / "results"
     assert "val_loss" in out and f"Model: \"{name}\"" in out
-    expected = [f"{name}_mnist.h5", f"{name}/vae_mean.png", f"{name}/digits_over_latent.png"]
+    expected = [f"{name}_mnist.h5", f"{name}/vae_mean.png", f"{name}/digits_over_latent.png",
+                f"{name}/reconstructions.png", f"{name}/interpolation.png"]
     if shutil.which("dot"):  # the diagrams need Graphviz (see the next test)
         expected += [f"{name}_encoder.png", f"{name}_decoder.png", f"{name}.png"]
     for path in expected:

@@ -67,6 +67,8 @@ def test_the_pictures_show_and_are_saved(executed):
     assert results["samples"] == [50, 784]
     shown = [output for cell in notebook.cells if cell.cell_type == "code"
              for output in cell.outputs if "image/png" in output.get("data", {})]
-    assert len(shown) == 3  # latent means, digit manifold, samples
-    for name in ["vae_mean.png", "digits_over_latent.png", "samples.png", "vae_mlp_mnist.h5"]:
+    # latent means, digit manifold, reconstructions, interpolation, samples
+    assert len(shown) == 5
+    for name in ["vae_mean.png", "digits_over_latent.png", "reconstructions.png",
+                 "interpolation.png", "samples.png", "vae_mlp_mnist.h5"]:
         assert (folder / "vae_walkthrough" / name).stat().st_size > 1000, name

@@ -9,8 +9,11 @@ from vae.models import build_cnn_vae, build_mlp_vae
 from vae.plotting import (
     decode_grid,
     grid_shape,
+    interpolate,
     plot_architecture,
     plot_digit_manifold,
+    plot_interpolation,
+    plot_reconstructions,
     plot_results,
     plot_samples,
     sample_prior,
@@ -43,6 +46,53 @@ def test_grid_tile_at_row_i_column_j_is_decoded_from_x_j_and_y_i(latent_dim):
             tile = image[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28].ravel()
             assert tile[0] == pytest.approx(grid_x[j]) and tile[1] == pytest.approx(grid_y[i])
             assert tile[2] == 0.0  # dimensions past the first two held at the prior mean
+
+
+def _linear_vae(latent_dim=3, seed=0):
+    """An encoder whose z_mean is a fixed linear map of the pixels, the linear decoder back,
+    and the two matrices: the reference the pictures are checked against."""
+    rng = np.random.default_rng(seed)
+    down = rng.normal(0, 0.05, (784, latent_dim)).astype("float32")
+    up = rng.normal(0, 1.0, (latent_dim, 784)).astype("float32")
+    x = keras.Input(shape=(784,))
+    z_mean = keras.layers.Dense(latent_dim, use_bias=False)
+    encoder = keras.Model(x, [z_mean(x), z_mean(x), z_mean(x)])
+    z = keras.Input(shape=(latent_dim,))
+    out = keras.layers.Dense(784, use_bias=False)
+    decoder = keras.Model(z, out(z))
+    z_mean.set_weights([down])
+    out.set_weights([up])
+    return encoder, decoder, down, up
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_reconstructions_are_decoded_latent_means_under_their_digits(logits, mnist_flat,
+                                                                      tmp_path):
+    (_, _), (x_test, _) = mnist_flat
+    encoder, decoder, down, up = _linear_vae()
+    originals, reconstructions = plot_reconstructions(
+        encoder, decoder, x_test, tmp_path / "r.png", n=8, logits=logits)
+    expected = x_test[:8] @ down @ up
+    if logits:
+        expected = 1 / (1 + np.exp(-expected))
+    np.testing.assert_array_equal(originals, x_test[:8])
+    np.testing.assert_allclose(reconstructions, expected, rtol=1e-4, atol=1e-4)
+    with Image.open(tmp_path / "r.png") as picture:  # two rows of eight digits
+        width, height = picture.size
+        assert 2.5 < width / height < 5.5
+
+
+def test_interpolation_walks_the_straight_line_between_two_latent_means(mnist_flat, tmp_path):
+    (_, _), (x_test, y_test) = mnist_flat
+    start, end = x_test[0], x_test[int(np.argmax(y_test != y_test[0]))]
+    encoder, decoder, down, up = _linear_vae()
+    z, _ = interpolate(encoder, decoder, start, end, steps=5)
+    np.testing.assert_allclose(z[0], start @ down, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z[-1], end @ down, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z[2], (z[0] + z[-1]) / 2, rtol=1e-5, atol=1e-6)
+    digits = plot_interpolation(encoder, decoder, start, end, tmp_path / "i.png", steps=5)
+    np.testing.assert_allclose(digits, z @ up, rtol=1e-4, atol=1e-4)
+    assert (tmp_path / "i.png").stat().st_size > 1000
 
 
 def test_the_manifold_shows_a_progress_bar_unless_verbose_is_0(tmp_path, capsys):

@@ -23,6 +23,8 @@ _PUBLIC = {
     "DynamicBinarization": "vae.data",
     "plot_results": "vae.plotting",
     "plot_samples": "vae.plotting",
+    "plot_reconstructions": "vae.plotting",
+    "plot_interpolation": "vae.plotting",
     "plot_architecture": "vae.plotting",
     "GenerationFrames": "vae.callbacks",
     "EpochSummary": "vae.callbacks",

@@ -499,7 +499,13 @@ def train_or_load_then_plot(args, models, callbacks=()):
         The test-set metrics, a dict with `loss`, `reconstruction_loss`, `kl_loss`.
     """
     from vae.data import DataError, load_mnist
-    from vae.plotting import plot_architecture, plot_results, plot_samples
+    from vae.plotting import (
+        plot_architecture,
+        plot_interpolation,
+        plot_reconstructions,
+        plot_results,
+        plot_samples,
+    )
     from vae.weights import WeightsError, load_weights, save_weights
 
     encoder, decoder, vae = models
@@ -537,10 +543,19 @@ def train_or_load_then_plot(args, models, callbacks=()):
 
         # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
         logits = getattr(vae, "reconstruction", None) == "bce_logits"
+        pictures = os.path.join(args.out, args.name)
         plot_results(
             (encoder, decoder), (x_test, y_test), batch_size=args.batch_size,
-            model_name=os.path.join(args.out, args.name), show=args.show, logits=logits,
+            model_name=pictures, show=args.show, logits=logits,
         )
+        plot_reconstructions(encoder, decoder, x_test,
+                             os.path.join(pictures, "reconstructions.png"), logits=logits,
+                             show=args.show)
+        # From the first test digit to the first one of another class.
+        other = max(int(np.argmax(y_test != y_test[0])), 1)
+        plot_interpolation(encoder, decoder, x_test[0], x_test[other],
+                           os.path.join(pictures, "interpolation.png"), logits=logits,
+                           show=args.show)
         if args.samples:
             samples_file = os.path.join(args.out, args.name, "samples.png")
             plot_samples(decoder, args.samples, samples_file, seed=args.seed, logits=logits,

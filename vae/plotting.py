@@ -1,4 +1,5 @@
-"""Pictures of a trained VAE: the latent space, the digit manifold, samples, model diagrams.
+"""Pictures of a trained VAE: the latent space, the digit manifold, reconstructions,
+interpolations, samples, model diagrams.
 
 Decoders that output logits (`build_conv_vae`) pass `logits=True`: the
 pictures show their sigmoid, the pixel probabilities.
@@ -155,6 +156,75 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
         decoder, os.path.join(model_name, "digits_over_latent.png"), batch_size=batch_size,
         show=show, logits=logits, verbose=verbose,
     )
+
+
+def _draw_rows(rows, labels, filename, show):
+    """Draws equal-length rows of digits one above the other, each row named on the left."""
+    columns = len(rows[0])
+    image = tile(np.concatenate(rows), len(rows), columns)
+    side = image.shape[0] // len(rows)
+    figure, axes = plt.subplots(figsize=(columns, len(rows) + 0.2))
+    axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    axes.set_xticks([])
+    axes.set_yticks(np.arange(side // 2, len(rows) * side, side), labels)
+    _finish(figure, filename, show)
+
+
+def reconstruct(encoder, decoder, x, logits=False, batch_size=128):
+    """Each digit of `x` decoded from its latent mean: the VAE's reconstruction, as pixels."""
+    z_mean, _, _ = encoder.predict(x, batch_size=batch_size, verbose=0)
+    return to_pixels(decoder.predict(z_mean, batch_size=batch_size, verbose=0), logits)
+
+
+def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False, show=False):
+    """Draws the first `n` test digits above their reconstructions.
+
+    A reconstruction is the decoder's output at the digit's latent mean
+    (no sampling noise), so the picture shows what the code keeps of a digit.
+
+    Returns:
+        `(originals, reconstructions)`: the two rows of pixels, `(n, ...)` each.
+
+    Example:
+
+    >>> plot_reconstructions(encoder, decoder, x_test, "reconstructions.png")
+    """
+    originals = np.asarray(x_test[:n], dtype=np.float32)
+    reconstructions = reconstruct(encoder, decoder, originals, logits)
+    flat = [a.reshape(len(a), -1) for a in (originals, reconstructions)]
+    _draw_rows(flat, ["test digits", "reconstructions"], filename, show)
+    return originals, reconstructions
+
+
+def interpolate(encoder, decoder, start, end, steps=10, logits=False):
+    """Digits decoded at `steps` evenly spaced points from `start`'s latent mean to `end`'s.
+
+    Returns:
+        `(z, digits)`: the `(steps, latent_dim)` points and their pixels.
+    """
+    z_mean, _, _ = encoder.predict(np.stack([start, end]).astype(np.float32), verbose=0)
+    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    z = (1.0 - weights) * z_mean[0] + weights * z_mean[1]
+    return z, to_pixels(decoder.predict(z, verbose=0), logits)
+
+
+def plot_interpolation(encoder, decoder, start, end, filename, steps=10, logits=False,
+                       show=False):
+    """Draws `start`, the digits along the line between the two latent means, and `end`.
+
+    Returns:
+        The `steps` decoded digits, pixel values in [0, 1].
+
+    Example:
+
+    >>> plot_interpolation(encoder, decoder, x_test[0], x_test[1], "interpolation.png")
+    """
+    _, digits = interpolate(encoder, decoder, start, end, steps, logits)
+    ends = np.zeros((steps, np.asarray(start).size), dtype=np.float32)
+    ends[0], ends[-1] = np.ravel(start), np.ravel(end)
+    _draw_rows([ends, digits.reshape(steps, -1)], ["test digits", "interpolation"],
+               filename, show)
+    return digits
 
 
 def grid_shape(n):
