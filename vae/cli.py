@@ -213,6 +213,14 @@ def print_warnings_in_one_line(prog):
     warnings.showwarning = show
 
 
+def _set_up_process(parser, backend, argv):
+    """Before Keras starts: the backend; and for a script's own command line (`argv`
+    None), one-line warnings and, on JAX, the restart with huge pages."""
+    choose_backend(parser, backend, command_line=argv is None)
+    if argv is None:
+        print_warnings_in_one_line(parser.prog)
+
+
 def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
     """Parses the flags shared by the example scripts.
 
@@ -309,9 +317,7 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
         parser.set_defaults(**defaults)
     args = parser.parse_args(argv)
     # First: checking the paths below, or --seed, may import Keras.
-    choose_backend(parser, args.backend, command_line=argv is None)
-    if argv is None:
-        print_warnings_in_one_line(parser.prog)
+    _set_up_process(parser, args.backend, argv)
     args.name = name
     args.optimizer = optimizer
     if args.mse and args.loss == "bce":
@@ -616,9 +622,7 @@ def parse_evaluation_args(description, argv=None):
     parser.add_argument("--seed", type=int, help="seed of the importance samples")
     add_backend_flag(parser)
     args = parser.parse_args(argv)
-    choose_backend(parser, args.backend, command_line=argv is None)
-    if argv is None:
-        print_warnings_in_one_line(parser.prog)
+    _set_up_process(parser, args.backend, argv)
     args.name = "evaluate"
     conv = args.model == "conv"
     args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")

@@ -131,10 +131,11 @@ def _plain(layer):
 
 @keras.saving.register_keras_serializable(package="vae")
 class Conv2D(keras.layers.Conv2D):
-    """`keras.layers.Conv2D`, computed as im2col and one matrix multiply.
+    """`keras.layers.Conv2D`, computed on JAX as im2col and one matrix multiply.
 
     Same arguments, variables and weights files as the Keras layer; outputs
-    and gradients equal within float32 rounding.
+    and gradients equal within float32 rounding. On backends outside
+    `FAST_BACKENDS` it is Keras's layer.
 
     Example:
 
@@ -151,10 +152,12 @@ class Conv2D(keras.layers.Conv2D):
 
 @keras.saving.register_keras_serializable(package="vae")
 class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """`keras.layers.Conv2DTranspose`, computed as one matrix multiply and col2im.
+    """`keras.layers.Conv2DTranspose`, computed on JAX phase by phase: a matrix
+    multiply per output phase and shifted adds.
 
     Same arguments, variables and weights files as the Keras layer; outputs
-    and gradients equal within float32 rounding.
+    and gradients equal within float32 rounding. On backends outside
+    `FAST_BACKENDS` it is Keras's layer.
 
     Example:
 
