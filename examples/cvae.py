@@ -45,17 +45,26 @@ def main(argv=None):
 
     import keras
 
-    from vae import EpochSummary, GenerationFrames, build_conv_vae
+    from vae import EpochSummary, GenerationFrames, build_conv_vae, workflow
 
-    args.optimizer = keras.optimizers.Adam(args.learning_rate)
-    args.loss = "mse" if args.mse else "bce_logits"
-    models = build_conv_vae(
-        latent_dim=args.latent_dim, loss=args.loss, kl=args.kl, seed=args.seed
-    )
-    frames = GenerationFrames(os.path.join(args.out, "cvae"), n=16, seed=args.seed, gif="cvae.gif")
-    cli.train_or_load_then_plot(args, models, callbacks=[EpochSummary(), frames])
-    if frames.gif_path:
-        print(f"saved {len(frames.frames)} frames and {frames.gif_path}")
+    with workflow.one_line_errors(args):
+        data = workflow.load_data(args, multiple_of=4)
+        encoder, decoder, vae = build_conv_vae(
+            input_shape=data.image_shape, latent_dim=args.latent_dim,
+            loss="mse" if args.mse else "bce_logits", kl=args.kl, beta=args.beta,
+            seed=args.seed,
+        )
+        workflow.describe(args, encoder, decoder, vae)
+        vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+        if args.weights:
+            workflow.load(args, vae)
+        else:
+            frames = GenerationFrames(os.path.join(args.out, "cvae"), n=16, seed=args.seed,
+                                      gif="cvae.gif")
+            workflow.fit_and_save(args, vae, data, callbacks=[EpochSummary(), frames])
+            print(f"saved {len(frames.frames)} frames and {frames.gif_path}")
+        workflow.plot(args, encoder, decoder, vae, data)
+        return workflow.evaluate(args, vae, data)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from vae import cli
 def main(argv=None):
     args = cli.parse_evaluation_args(__doc__, argv)
 
-    from vae import build_cnn_vae, build_conv_vae, build_mlp_vae
+    from vae import build_cnn_vae, build_conv_vae, build_mlp_vae, workflow
 
     if args.model == "mlp":
         models = build_mlp_vae(latent_dim=args.latent_dim, loss=args.loss)
@@ -32,7 +32,7 @@ def main(argv=None):
         models = build_cnn_vae(latent_dim=args.latent_dim, loss=args.loss)
     else:
         models = build_conv_vae(latent_dim=args.latent_dim, loss=args.loss)
-    return cli.load_then_evaluate(args, models)
+    return workflow.load_then_evaluate(args, models)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,23 @@ import pytest
 # the tests that only need real digits read instead.
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MNIST_DIR = Path(os.environ.get("VAE_DATA") or SHARED_MNIST)
+
+
+def _fashion_dir():
+    """Where Debian's dataset-fashion-mnist put the IDX files, as dpkg lists them; else None."""
+    try:
+        listing = subprocess.run(["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True,
+                                 text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for line in listing.splitlines():
+        if line.endswith("/train-images-idx3-ubyte.gz"):
+            return Path(line).parent
+    return None
+
+
+# Genuine Fashion-MNIST, from Debian's dataset-fashion-mnist package; None without it.
+FASHION_DIR = _fashion_dir()
 
 
 @pytest.fixture(scope="session")

@@ -115,3 +115,19 @@ def test_fit_trains_on_fresh_draws_every_epoch():
     assert sorted(trained) == [(e, i) for e in (1, 2, 3) for i in range(3)]
     epochs = [np.concatenate([trained[e, i] for i in range(3)]) for e in (1, 2, 3)]
     assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+
+
+def test_dynamic_batches_carry_their_own_labels_for_a_conditional_model():
+    # Black-and-white images: their draws are the images themselves, so each
+    # batch's images can be traced back to the rows its labels name.
+    images = (np.random.default_rng(1).uniform(size=(250, 8, 8, 1)) > 0.5).astype("float32")
+    labels = np.repeat(np.arange(250.0)[:, None], 3, axis=1)  # row i says i
+    dataset = DynamicBinarization(images, batch_size=100, seed=0, labels=labels)
+    dataset.on_epoch_begin()
+    seen = []
+    for index in range(len(dataset)):
+        (digits, batch_labels), = dataset[index]
+        rows = batch_labels[:, 0].astype(int)
+        np.testing.assert_array_equal(digits, images[rows])
+        seen.extend(rows)
+    assert sorted(seen) == list(range(250)) and seen != sorted(seen)  # all, shuffled

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae.callbacks import EpochSummary, GenerationFrames
+from vae.callbacks import EpochSummary, GenerationFrames, KLWarmup
 from vae.models import build_conv_vae, build_mlp_vae
 
 X = np.random.default_rng(0).uniform(size=(64, 784)).astype("float32")
@@ -91,3 +91,54 @@ def test_logits_decoders_are_drawn_through_a_sigmoid(tmp_path, monkeypatch):
     output.set_weights([np.zeros_like(kernel), np.full_like(bias, -3.0)])  # logit -3 everywhere
     frames_of(GenerationFrames(tmp_path, n=4, gif=None), 0, vae)
     np.testing.assert_allclose(drawn[0], 1 / (1 + np.exp(3.0)), rtol=1e-5)
+
+
+# --------------------------------------------------------------------------
+# KL warm-up and beta
+
+
+@pytest.fixture(scope="module")
+def warmed_up(mnist_flat):
+    """Four epochs of a beta = 4 VAE on real digits, with a 2-epoch warm-up."""
+    (x_train, _), (x_test, _) = mnist_flat
+    _, _, vae = build_mlp_vae(intermediate_dim=64, seed=0, beta=4.0)
+    vae.compile(optimizer="adam")
+    history = vae.fit(x_train[:1000], epochs=4, batch_size=100, verbose=0,
+                      validation_data=(x_test[:200], None), callbacks=[KLWarmup(2)])
+    return vae, history.history
+
+
+@pytest.mark.core
+def test_kl_warmup_raises_the_weight_linearly_from_0_to_beta(warmed_up):
+    vae, history = warmed_up
+    assert history["kl_weight"] == [0.0, 2.0, 4.0, 4.0]
+    assert float(vae.kl_weight) == 4.0
+
+
+@pytest.mark.core
+def test_loss_is_the_weighted_bound_and_negative_elbo_the_unweighted_one(warmed_up):
+    _, history = warmed_up
+    for prefix in ("", "val_"):
+        reconstruction = np.array(history[prefix + "reconstruction_loss"])
+        kl = np.array(history[prefix + "kl_loss"])
+        weight = np.array(history["kl_weight"])
+        np.testing.assert_allclose(history[prefix + "loss"], reconstruction + weight * kl,
+                                   rtol=1e-4)
+        np.testing.assert_allclose(history[prefix + "negative_elbo"], reconstruction + kl,
+                                   rtol=1e-4)
+
+
+def test_kl_warmup_of_no_epochs_keeps_beta():
+    warmup = KLWarmup(0)
+    assert [warmup.weight(epoch, 2.5) for epoch in range(3)] == [2.5, 2.5, 2.5]
+    with pytest.raises(ValueError, match="epochs >= 0"):
+        KLWarmup(-1)
+
+
+def test_epoch_summary_prints_the_unweighted_elbo():
+    summary = EpochSummary()
+    summary.set_params({"epochs": 1})
+    summary.on_epoch_begin(0)
+    summary.on_epoch_end(0, {"loss": 120.0, "val_loss": 130.0, "negative_elbo": 100.0,
+                             "val_negative_elbo": 110.0})
+    assert "test-set ELBO -110.00 nats" in summary._pending

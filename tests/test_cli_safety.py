@@ -19,10 +19,11 @@ import sys
 import threading
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-from vae import cli
+from vae import cli, workflow
 from vae.data import load_raw_mnist
 from vae.models import build_cnn_vae, build_mlp_vae
 from vae.weights import WeightsError, load_weights, save_weights
@@ -68,7 +69,8 @@ def inputs(tmp_path_factory, mnist_path):
     np.savez(folder / "training.npz", x_train=x_train[:1000], y_train=y_train[:1000],
              x_test=x_test[:100], y_test=y_test[:100])
     np.savez(folder / "wrong_shape.npz", **{**small, "x_train": small["x_train"].reshape(300, 784)})
-    np.savez(folder / "wrong_dtype.npz", **{**small, "x_test": small["x_test"] / np.float32(255)})
+    # Floats are taken as grey levels in [0, 1]: these are 0..255.
+    np.savez(folder / "out_of_range.npz", **{**small, "x_test": small["x_test"].astype(np.float32)})
     lying = folder / "lying"  # four IDX files; the training images' header claims 10**9
     lying.mkdir()
     for key, name in [("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
@@ -80,8 +82,17 @@ def inputs(tmp_path_factory, mnist_path):
 
     (folder / "notes.txt").write_text("my weights are in the other folder\n")
     import matplotlib.pyplot as plt
+    from PIL import Image
 
     plt.imsave(folder / "digit.png", small["x_train"][0], cmap="gray", format="png")
+    # Folders of images: real digits, one of them cut short; digits of two sizes.
+    for name, sizes in [("corrupt", [28] * 4), ("mixed", [28, 28, 20, 28])]:
+        (folder / name).mkdir()
+        for i, size in enumerate(sizes):
+            Image.fromarray(small["x_train"][i]).resize((size, size)).save(
+                folder / name / f"{i}.png")
+    png = (folder / "corrupt" / "2.png").read_bytes()
+    (folder / "corrupt" / "2.png").write_bytes(png[: len(png) // 2])
     _, _, mlp = build_mlp_vae()
     save_weights(mlp, folder / "good.h5")
     data = (folder / "good.h5").read_bytes()
@@ -105,11 +116,11 @@ def inputs(tmp_path_factory, mnist_path):
     return {"tmp": folder, "unwritable": unwritable, **{
         name: folder / file for name, file in [
             ("small", "small.npz"), ("training", "training.npz"),
-            ("wrong_shape", "wrong_shape.npz"), ("wrong_dtype", "wrong_dtype.npz"),
+            ("wrong_shape", "wrong_shape.npz"), ("out_of_range", "out_of_range.npz"),
             ("lying", "lying"), ("text", "notes.txt"), ("png", "digit.png"),
             ("good", "good.h5"), ("truncated", "truncated.h5"), ("latent50", "latent50.h5"),
             ("cnn", "cnn.h5"), ("empty", "empty"), ("unfinished", "unfinished"),
-            ("nan_out", "nan_out")]}}
+            ("nan_out", "nan_out"), ("corrupt", "corrupt"), ("mixed", "mixed")]}}
 
 
 # case: (arguments, exit status, words the one line of stderr must hold).
@@ -139,9 +150,15 @@ CASES = {
     "weights a text file": (["-w", "{text}"], 1, ["notes.txt", "a text file, not an HDF5"]),
     "weights a PNG": (["-w", "{png}"], 1, ["digit.png", "a PNG image, not an HDF5"]),
     "weights truncated": (["-w", "{truncated}"], 1, ["truncated.h5", "truncated HDF5 file"]),
-    "data wrong shape": (["--data", "{wrong_shape}"], 1, ["shape (300, 784)", "(n, 28, 28)"]),
-    "data wrong dtype": (["--data", "{wrong_dtype}"], 1, ["x_test has dtype float32"]),
+    "data wrong shape": (["--data", "{wrong_shape}"], 1, ["shape (300, 784)", "(n, h, w)"]),
+    "data out of range": (["--data", "{out_of_range}"], 1, ["x_test has values", "[0, 1]"]),
     "data lying IDX header": (["--data", "{lying}"], 1, ["promises 1000000000 images"]),
+    "data an empty folder": (["--data", "{empty}"], 1, ["empty", "no images"]),
+    "data a corrupt image": (["--data", "{corrupt}"], 1, ["2.png", "cannot read image"]),
+    "data of mixed sizes": (["--data", "{mixed}"], 1, ["2.png", "20x20", "--image-size"]),
+    "image size 0": (["--image-size", "0", "28"], 2, ["--image-size", "0 is below 1"]),
+    "validation split 1": (["--validation-split", "1"], 2, ["not a fraction"]),
+    "beta below 0": (["--beta", "-1"], 2, ["--beta", "not a number >= 0"]),
     # These need the model, so Keras.
     "weights latent 50 into 2": (["-w", "{latent50}", "--data", "{small}"], 1,
                                  ["encoder/z_mean", "(512, 50) in the file", "(512, 2) in the model"]),
@@ -197,14 +214,19 @@ def test_nan_loss_leaves_the_previous_weights(answers, inputs):
 
 def test_debug_shows_the_traceback(inputs, tmp_path, capsys):
     argv = ["-w", str(inputs["latent50"]), "--data", str(inputs["small"]), "--out", str(tmp_path)]
-    models = build_mlp_vae()
+    _, _, vae = build_mlp_vae()
+
+    def load(*flags):
+        args = cli.parse_args("vae_mlp", "", 1, "adam", [*argv, *flags])
+        with workflow.one_line_errors(args):
+            workflow.load(args, vae)
+
     with pytest.raises(SystemExit) as caught:
-        cli.train_or_load_then_plot(cli.parse_args("vae_mlp", "", 1, "adam", argv), models)
+        load()
     assert caught.value.code == 1
     assert "encoder/z_mean" in capsys.readouterr().err
     with pytest.raises(WeightsError, match="encoder/z_mean"):
-        cli.train_or_load_then_plot(
-            cli.parse_args("vae_mlp", "", 1, "adam", [*argv, "--debug"]), models)
+        load("--debug")
 
 
 # --------------------------------------------------------------------------
@@ -278,7 +300,8 @@ def test_ctrl_c_saves_the_weights_reached_and_exits_130(interrupted):
     load_weights(saved, folder / "i" / "vae_mlp_mnist.h5")
     _, _, backed_up = build_mlp_vae()
     load_weights(backed_up, folder / "backup.weights.h5")
-    assert not np.array_equal(saved.get_weights()[0], backed_up.get_weights()[0])
+    assert not np.array_equal(keras.ops.convert_to_numpy(saved.trainable_weights[0]),
+                              keras.ops.convert_to_numpy(backed_up.trainable_weights[0]))
 
 
 def test_resumed_run_ends_where_an_uninterrupted_run_ends(interrupted):

@@ -111,12 +111,12 @@ def test_help_shows_the_tutorials_defaults_and_own_flags(tmp_path):
 
 
 def evaluate(argv, capsys):
-    """examples/evaluate.py in this process (the scripts' flags and flow live in vae.cli)."""
-    from vae import cli
+    """examples/evaluate.py in this process (its flags live in vae.cli, its flow in vae.workflow)."""
+    from vae import cli, workflow
 
     args = cli.parse_evaluation_args("evaluate", argv)
     build = {"mlp": build_mlp_vae, "cnn": build_cnn_vae, "conv": build_conv_vae}[args.model]
-    result = cli.load_then_evaluate(args, build(latent_dim=args.latent_dim, loss=args.loss))
+    result = workflow.load_then_evaluate(args, build(latent_dim=args.latent_dim, loss=args.loss))
     return result, capsys.readouterr().out
 
 

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from conftest import FASHION_DIR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = ["--train-samples", "600", "--test-samples", "300", "--batch-size", "100"]
@@ -97,3 +100,101 @@ def test_invalid_flag_values_are_usage_errors(flag, value, tmp_path):
                                cwd=tmp_path, capture_output=True, text=True)
     assert completed.returncode == 2
     assert flag in completed.stderr and "Traceback" not in completed.stderr
+
+
+# --------------------------------------------------------------------------
+# Other data, beta, the conditional VAE
+
+def _pictures(folder, name):
+    return [folder / f"{name}/{picture}.png"
+            for picture in ("vae_mean", "digits_over_latent", "reconstructions", "interpolation")]
+
+
+@pytest.fixture(scope="module")
+def png_folders(mnist_path, tmp_path_factory):
+    """Real digits as PNGs, one subfolder per class: grey 28x28, tinted RGB 28x28, grey 30x30."""
+    from PIL import Image
+
+    from vae.data import load_raw_mnist
+
+    (x, y), _ = load_raw_mnist(mnist_path)
+    root = tmp_path_factory.mktemp("pngs")
+    tints = np.array([[1.0, 0.3, 0.3], [0.3, 1.0, 0.3], [0.3, 0.3, 1.0]])
+    for i in range(400):
+        grey = Image.fromarray(x[i])
+        tinted = Image.fromarray((x[i][..., None] * tints[i % 3]).astype(np.uint8))
+        for name, image in [("grey", grey), ("colour", tinted), ("odd", grey.resize((30, 30)))]:
+            (root / name / str(y[i])).mkdir(parents=True, exist_ok=True)
+            image.save(root / name / str(y[i]) / f"{i:04d}.png")
+    return root
+
+
+@pytest.mark.parametrize("name,folder,epochs", [("vae_mlp", "grey", "2"),
+                                               ("vae_cnn", "colour", "1")])
+def test_scripts_train_on_a_folder_of_pngs(name, folder, epochs, png_folders, tmp_path):
+    out = run(f"{name}.py", "--data", str(png_folders / folder), "--epochs", epochs,
+              "--batch-size", "50", "--out", "results", cwd=tmp_path)
+    results = tmp_path / "results"
+    assert "on 40 digits" in out  # the seeded 10% held out of 400
+    for path in [results / f"{name}_{folder}.h5", *_pictures(results, name)]:
+        assert path.stat().st_size > 1000, path
+    # The colour digits are drawn in colour, the grey ones in grey.
+    from PIL import Image
+
+    with Image.open(results / name / "reconstructions.png") as picture:
+        pixels = np.asarray(picture.convert("RGB"), dtype=int)
+    colourful = np.abs(pixels[..., 0] - pixels[..., 1]).max() > 100
+    assert colourful == (folder == "colour")
+
+
+def test_the_cnn_asks_for_sides_divisible_by_4(png_folders, tmp_path):
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / "vae_cnn.py"), "--data", str(png_folders / "odd"),
+         "--out", "results"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert completed.returncode == 1
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("vae_cnn.py:")]
+    assert len(lines) == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    assert "30x30" in lines[0] and "divisible by 4" in lines[0]
+    assert "--image-size 32 32" in lines[0]
+    assert not list((tmp_path / "results").glob("*.h5"))
+
+
+@pytest.mark.skipif(FASHION_DIR is None, reason="needs apt-get install dataset-fashion-mnist")
+def test_the_cnn_trains_on_fashion_mnist(tmp_path):
+    out = run("vae_cnn.py", "--data", str(FASHION_DIR), "--dataset", "fashion_mnist", "--epochs",
+              "1", *SMALL, "--out", "results", cwd=tmp_path)
+    results = tmp_path / "results"
+    for path in [results / "vae_cnn_fashion_mnist.h5", *_pictures(results, "vae_cnn")]:
+        assert path.stat().st_size > 1000, path
+    assert "on 300 digits" in out
+
+
+def test_beta_and_kl_warmup_from_the_command_line(mnist_path, tmp_path):
+    out = run("vae_mlp.py", "--data", str(mnist_path), "--beta", "4", "--kl-warmup", "5",
+              "--epochs", "2", *SMALL, "--out", "results", cwd=tmp_path)
+    # After 2 of 5 warm-up epochs the weight is 4 * 1/5; the unweighted bound is printed too.
+    line = re.search(r"test loss: ([\d.]+) .*reconstruction ([\d.]+) \+ KL ([\d.]+) x 0.8\)", out)
+    assert line, out[-2000:]
+    loss, reconstruction, kl = map(float, line.groups())
+    assert loss == pytest.approx(reconstruction + 0.8 * kl, abs=0.02)
+    elbo = float(re.search(r"test negative ELBO \(KL weight 1\): ([\d.]+)", out).group(1))
+    assert elbo == pytest.approx(reconstruction + kl, abs=0.02)
+    assert re.search(r"kl_weight: 0\.8000", out)  # in the progress bar of epoch 2
+    assert (tmp_path / "results" / "vae_mlp_mnist.h5").exists()
+
+
+def test_conditional_vae_draws_the_digit_asked_for_and_reloads(mnist_path, tmp_path):
+    out = run("vae_conditional.py", "--data", str(mnist_path), "--digit", "7", "--epochs", "1",
+              *SMALL, "--out", "results", cwd=tmp_path)
+    results = tmp_path / "results"
+    for path in ["vae_conditional_mnist.h5", "vae_conditional/classes.png",
+                 "vae_conditional/digit_7.png"]:
+        assert (results / path).stat().st_size > 1000, path
+    assert "samples of class 7" in out
+    reloaded = run("vae_conditional.py", "-w", str(results / "vae_conditional_mnist.h5"),
+                   "--data", str(mnist_path), "--digit", "3", "--samples", "50", *SMALL,
+                   "--out", "again", cwd=tmp_path)
+    assert "Epoch" not in reloaded and "training skipped" in reloaded
+    assert (tmp_path / "again" / "vae_conditional" / "digit_3.png").exists()
+    assert final_test_loss(reloaded) == pytest.approx(final_test_loss(out), rel=0.05)

@@ -57,7 +57,9 @@ def test_encoder_decoder_and_vae_share_their_variables(kind):
     build, shape = BUILDERS[kind]
     encoder, decoder, vae = build()
     shared = {id(v) for v in encoder.weights + decoder.weights}
-    assert shared == {id(v) for v in vae.weights}
+    # The VAE's only state of its own is the KL weight, which is not learnt.
+    assert shared | {id(vae.kl_weight)} == {id(v) for v in vae.weights}
+    assert {id(v) for v in vae.trainable_weights} <= shared
     x = np.random.default_rng(0).uniform(size=(32, *shape)).astype("float32")
     before = encoder.predict(x, verbose=0)[0], decoder.predict(np.zeros((1, 2)), verbose=0)
     vae.compile(optimizer="adam")
@@ -144,3 +146,29 @@ def test_mlps_compile_with_xla_and_convolutional_models_as_keras_chooses():
         other = build()[2]
         keras.Model.compile(other, optimizer="adam")  # Keras's own "auto", unchanged
         assert vae.jit_compile == other.jit_compile
+
+
+@pytest.mark.core
+def test_beta_weights_the_kl_term_of_the_loss(mnist_flat):
+    _, (x_test, _) = mnist_flat
+    results = {}
+    for beta in (1.0, 3.0, 0.0):
+        keras.utils.set_random_seed(0)
+        _, _, vae = build_mlp_vae(intermediate_dim=64, seed=0, beta=beta)
+        vae.compile(optimizer="adam")
+        results[beta] = vae.evaluate(x_test[:256], verbose=0, return_dict=True)
+    for beta, metrics in results.items():
+        assert metrics["loss"] == pytest.approx(
+            metrics["reconstruction_loss"] + beta * metrics["kl_loss"], rel=1e-5)
+        assert metrics["negative_elbo"] == pytest.approx(
+            metrics["reconstruction_loss"] + metrics["kl_loss"], rel=1e-5)
+    # The same network (same seeds): only the weighting differs.
+    assert results[3.0]["negative_elbo"] == pytest.approx(results[1.0]["loss"], rel=1e-5)
+
+
+def test_beta_is_in_the_config_and_must_not_be_negative():
+    _, _, vae = build_mlp_vae(beta=2.5)
+    assert vae.get_config()["beta"] == 2.5
+    assert VAE.from_config(vae.get_config()).beta == 2.5
+    with pytest.raises(ValueError, match="beta must be a number >= 0"):
+        build_mlp_vae(beta=-1.0)

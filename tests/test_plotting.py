@@ -152,6 +152,39 @@ def test_tile_puts_digit_i_at_row_i_div_columns_and_leaves_empty_cells_black():
         assert np.all(cell == (i if i < 7 else 0))
 
 
+def test_tile_keeps_colour_and_the_shape_of_flat_rgb_images():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(5, 12, 20, 3))
+    image = tile(images.reshape(5, -1), 2, 3, image_shape=(12, 20, 3))
+    assert image.shape == (24, 60, 3)
+    for i in range(5):
+        np.testing.assert_array_equal(
+            image[(i // 3) * 12:(i // 3 + 1) * 12, (i % 3) * 20:(i % 3 + 1) * 20], images[i])
+    with pytest.raises(ValueError, match="image_shape"):
+        tile(images.reshape(5, -1), 2, 3)  # 720 pixels are no square grey image
+
+
+def test_without_labels_the_latent_means_have_one_colour_and_the_title_says_why(
+        tmp_path, monkeypatch):
+    import vae.plotting
+
+    drawn = []
+    finish = vae.plotting._finish
+    monkeypatch.setattr(vae.plotting, "_finish",
+                        lambda figure, *args: (drawn.append(figure.axes[0]), finish(figure, *args)))
+    encoder, _, _ = build_mlp_vae(seed=0)
+    x = np.random.default_rng(0).uniform(size=(200, 784)).astype("float32")
+    vae.plotting.plot_latent_means(encoder, x, None, tmp_path / "a.png", verbose=0)
+    vae.plotting.plot_latent_means(encoder, x, np.arange(200) % 3, tmp_path / "b.png",
+                                   verbose=0, class_names=["cat", "dog", "owl"])
+    unlabelled, labelled = drawn
+    assert len(unlabelled.collections) == 1 and unlabelled.get_legend() is None
+    assert "no labels" in unlabelled.get_title()
+    assert len(labelled.collections) == 3
+    assert [t.get_text() for t in labelled.get_legend().get_texts()] == ["cat", "dog", "owl"]
+    assert (tmp_path / "a.png").stat().st_size > 1000
+
+
 def test_to_pixels_is_the_sigmoid_of_logits_without_overflow():
     logits = np.array([-1000.0, -30.0, -2.0, 0.0, 2.0, 30.0, 1000.0], "float32")
     with np.errstate(over="raise"):

@@ -40,7 +40,8 @@ def _model(seed=0, learning_rate=1e-3):
 
 
 def _weights(model):
-    return [np.array(w) for w in model.get_weights()]
+    """The learnt weights (not the KL weight, which training leaves alone)."""
+    return [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
 
 
 class _Recorder(keras.callbacks.Callback):
@@ -281,3 +282,27 @@ def test_remove_deletes_only_the_backup(tmp_path):
     (tmp_path / "backup" / "notes.txt").unlink()
     backup.remove()  # nothing left to remove: no error, and the empty folder goes
     assert not (tmp_path / "backup").exists()
+
+
+def test_backup_keeps_the_kl_weight_and_a_resumed_warmup_goes_on(digits, tmp_path):
+    from vae.callbacks import KLWarmup
+
+    def run(epochs, warmup=True):
+        keras.utils.set_random_seed(0)
+        _, _, vae = build_mlp_vae(intermediate_dim=64, seed=0, beta=2.0)
+        vae.compile(optimizer="adam", run_eagerly=True)
+        callbacks = [TrainingBackup(tmp_path / "b"), *([KLWarmup(4)] if warmup else [])]
+        history = vae.fit(digits, epochs=epochs, batch_size=BATCH, verbose=0,
+                          callbacks=callbacks)
+        return vae, history.history
+
+    _, first = run(2)
+    assert first["kl_weight"] == [0.0, 0.5]
+    with open(tmp_path / "b" / "training_metadata.json") as f:
+        assert json.load(f)["kl_weight"] == 0.5  # the weight the last epoch trained with
+    # Weights files leave the KL weight out; the backup brings it back by itself...
+    resumed, _ = run(2, warmup=False)
+    assert float(resumed.kl_weight) == 0.5
+    # ... and a resumed warm-up goes on from the epoch it reached.
+    _, rest = run(4)
+    assert rest["kl_weight"] == [1.0, 1.5]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae import cli
+from vae import cli, workflow
 from vae.models import build_mlp_vae
 
 EPOCHS = 3
@@ -35,8 +35,8 @@ def run(mnist_path, tmp_path_factory):
             "--out", str(folder / "out"), "--logdir", str(folder / "logs")]
     args = cli.parse_args("vae_mlp", "", 50, "adam", argv)
     models = build_mlp_vae(latent_dim=2, seed=1)
-    history = keras.callbacks.History()
-    cli.train_or_load_then_plot(args, models, callbacks=[history])
+    models[2].compile(optimizer="adam")
+    history = workflow.fit_and_save(args, models[2], workflow.load_data(args, flatten=True))
     return folder / "logs" / "vae_mlp", models, history.history
 
 

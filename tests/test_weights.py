@@ -115,6 +115,28 @@ def test_round_trip_gives_identical_outputs(kind, name, tmp_path):
     _assert_same_outputs(_outputs(encoder2, decoder2, x, z), expected)
 
 
+@pytest.mark.core
+def test_the_kl_weight_is_training_state_not_part_of_weights_files(tmp_path):
+    # Files keep the layout they always had: a beta-VAE's file loads into a
+    # plain VAE and back, and each keeps its own beta.
+    x, z = _inputs("mlp")
+    encoder, decoder, vae = build_mlp_vae(beta=4.0)
+    vae.kl_weight.assign(2.0)  # as a warm-up leaves it
+    save_weights(vae, tmp_path / "beta.h5")
+    with h5py.File(tmp_path / "beta.h5") as f:
+        stored = []
+        f.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset)
+                     else None)
+    assert len(stored) == len(vae.trainable_weights) == 10
+    encoder2, decoder2, plain = build_mlp_vae()
+    load_weights(plain, tmp_path / "beta.h5")
+    _assert_same_outputs(_outputs(encoder2, decoder2, x, z), _outputs(encoder, decoder, x, z))
+    assert float(plain.kl_weight) == plain.beta == 1.0
+    save_weights(plain, tmp_path / "plain.h5")
+    load_weights(vae, tmp_path / "plain.h5")
+    assert float(vae.kl_weight) == 2.0 and vae.beta == 4.0
+
+
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_save_weights_accepts_str_path(kind, tmp_path):
     encoder, decoder, vae = BUILDERS[kind]()

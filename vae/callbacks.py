@@ -1,5 +1,5 @@
-"""Keras callbacks for watching a VAE train: generation frames and a GIF, the ELBO per epoch,
-generated digits in TensorBoard.
+"""Keras callbacks for a VAE in training: KL warm-up; and for watching it, generation frames
+and a GIF, the ELBO per epoch, generated digits in TensorBoard.
 
 They work with any VAE of this package (they read `model.decoder` and
 `model.reconstruction`), and with any other model given a decoder.
@@ -10,18 +10,19 @@ import time
 
 import keras
 
-from vae.plotting import grid_shape, plot_digits, save_gif, tile, to_pixels
+from vae.plotting import as_images, grid_shape, plot_digits, save_gif, tile, to_pixels
 
 
 class _FixedLatentDigits(keras.callbacks.Callback):
     """Decodes the same batch of z, drawn once from the prior N(0, I), whenever asked."""
 
-    def __init__(self, decoder=None, n=16, seed=None, logits=None):
+    def __init__(self, decoder=None, n=16, seed=None, logits=None, image_shape=None):
         super().__init__()
         self.decoder = decoder
         self.n = n
         self.seed = seed
         self.logits = logits
+        self.image_shape = image_shape
         self._z = None
 
     def _decoder(self):
@@ -36,7 +37,8 @@ class _FixedLatentDigits(keras.callbacks.Callback):
         logits = self.logits
         if logits is None:
             logits = getattr(self.model, "reconstruction", None) == "bce_logits"
-        return to_pixels(keras.ops.convert_to_numpy(decoder(self._z, training=False)), logits)
+        pixels = to_pixels(keras.ops.convert_to_numpy(decoder(self._z, training=False)), logits)
+        return as_images(pixels, self.image_shape)
 
 
 class GenerationFrames(_FixedLatentDigits):
@@ -56,6 +58,8 @@ class GenerationFrames(_FixedLatentDigits):
         seed: integer seed of the fixed z, or `None`.
         logits: whether the decoder outputs logits; by default read from the
             trained model (`reconstruction == "bce_logits"`).
+        image_shape: `(height, width, channels)` of a decoder's flat outputs
+            (an MLP's), unless they are square and grey.
         gif: file name of the GIF written into `folder` at the end of
             training, or `None` for no GIF.
         initial: also save the untrained model's picture (epoch 0), as the
@@ -73,8 +77,8 @@ class GenerationFrames(_FixedLatentDigits):
     """
 
     def __init__(self, folder, decoder=None, n=16, seed=None, logits=None, gif="training.gif",
-                 initial=True):
-        super().__init__(decoder, n, seed, logits)
+                 initial=True, image_shape=None):
+        super().__init__(decoder, n, seed, logits, image_shape)
         self.folder = os.fspath(folder)
         self.gif = gif
         self.initial = initial
@@ -100,12 +104,54 @@ class GenerationFrames(_FixedLatentDigits):
             self.gif_path = save_gif(self.frames, os.path.join(self.folder, self.gif))
 
 
+class KLWarmup(keras.callbacks.Callback):
+    """Raises the KL term's weight linearly from 0 to the VAE's `beta` over the first epochs.
+
+    KL annealing (Bowman et al. 2016): early in training the KL term pulls
+    every `q(z|x)` to the prior before the decoder has learnt to use z; a
+    small weight at first lets the latent code carry information. Epoch `i`
+    (counted from 0) trains with `beta * min(1, i / epochs)`: 0, `beta /
+    epochs`, ..., and `beta` from epoch `epochs + 1` on.
+
+    The weight is the model's non-trainable variable `kl_weight`, set at the
+    start of each epoch, so it works inside `fit` on every backend, and a
+    resumed run (`TrainingBackup`) continues where it was. `loss` then follows
+    the weight; the metric `negative_elbo` stays the unweighted bound.
+
+    Args:
+        epochs: epochs of the warm-up; 0 trains with `beta` from the start.
+
+    Example:
+
+    >>> encoder, decoder, vae = build_mlp_vae(beta=4.0)
+    >>> vae.compile(optimizer="adam")
+    >>> vae.fit(x_train, epochs=50, callbacks=[KLWarmup(10)])
+    """
+
+    def __init__(self, epochs):
+        super().__init__()
+        if epochs < 0:
+            raise ValueError(f"KLWarmup needs epochs >= 0, not {epochs}")
+        self.epochs = epochs
+
+    def weight(self, epoch, beta):
+        """The KL weight of epoch `epoch` (from 0) for a VAE with `beta`."""
+        return beta * min(1.0, epoch / self.epochs) if self.epochs else beta
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.kl_weight.assign(self.weight(epoch, self.model.beta))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # into the History and TensorBoard's curves
+            logs["kl_weight"] = self.weight(epoch, self.model.beta)
+
+
 class EpochSummary(keras.callbacks.Callback):
     """Prints the test-set ELBO and the time of every epoch, as the TensorFlow tutorial does.
 
     `Epoch 3/100: test-set ELBO -105.21 nats per digit, 14.2 s`. The ELBO is
-    `-val_loss`, so it needs `validation_data`; without it the training-set
-    ELBO is printed. Each line appears after Keras's own progress line of the
+    `-val_negative_elbo` (`-val_loss` for models without that metric), so it
+    needs `validation_data`; without it the training-set ELBO is printed. Each line appears after Keras's own progress line of the
     epoch.
 
     Attributes:
@@ -137,10 +183,12 @@ class EpochSummary(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
         logs = logs or {}
-        if "val_loss" in logs:
-            elbo = f"test-set ELBO {-float(logs['val_loss']):.2f} nats per digit"
+        # The unweighted bound: with beta or a KL warm-up, `loss` is not the ELBO.
+        key = "negative_elbo" if "negative_elbo" in logs else "loss"
+        if f"val_{key}" in logs:
+            elbo = f"test-set ELBO {-float(logs[f'val_{key}']):.2f} nats per digit"
         else:
-            elbo = f"training ELBO {-float(logs.get('loss', float('nan'))):.2f} nats per digit"
+            elbo = f"training ELBO {-float(logs.get(key, float('nan'))):.2f} nats per digit"
         epochs = self.params.get("epochs") if self.params else None
         self._pending = f"Epoch {epoch + 1}/{epochs}: {elbo}, {seconds:.1f} s"
 
@@ -169,6 +217,8 @@ class TensorBoardImages(_FixedLatentDigits):
         seed: integer seed of the fixed z, or `None`.
         logits: whether the decoder outputs logits; by default read from the
             trained model (`reconstruction == "bce_logits"`).
+        image_shape: `(height, width, channels)` of a decoder's flat outputs
+            (an MLP's), unless they are square and grey.
 
     Example:
 
@@ -179,8 +229,8 @@ class TensorBoardImages(_FixedLatentDigits):
 
     tag = "generated_digits"
 
-    def __init__(self, log_dir, decoder=None, n=16, seed=None, logits=None):
-        super().__init__(decoder, n, seed, logits)
+    def __init__(self, log_dir, decoder=None, n=16, seed=None, logits=None, image_shape=None):
+        super().__init__(decoder, n, seed, logits, image_shape)
         try:
             import tensorboard  # noqa: F401  (the implementation of tf.summary.image)
             import tensorflow as tf
@@ -197,7 +247,8 @@ class TensorBoardImages(_FixedLatentDigits):
 
     def on_epoch_end(self, epoch, logs=None):
         rows, columns = grid_shape(self.n)
-        image = tile(self._digits(), rows, columns)[None, :, :, None]  # one grey image
+        image = tile(self._digits(), rows, columns)
+        image = image[None, ..., None] if image.ndim == 2 else image[None]  # one grey or RGB image
         with self._writer.as_default():
             self._tf.summary.image(self.tag, image, step=epoch)
         self._writer.flush()  # visible in TensorBoard while training goes on

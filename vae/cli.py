@@ -1,9 +1,9 @@
-"""The example scripts' flags and their train-or-load-then-plot flow.
+"""The example scripts' flags, checked before Keras starts.
 
 An example parses its flags with `parse_args` before Keras is imported (so
-environment settings take effect), builds its models, and hands them to
-`train_or_load_then_plot`. `examples/evaluate.py` does the same with
-`parse_evaluation_args` and `load_then_evaluate`.
+environment settings take effect), then trains with `vae.workflow`.
+`examples/evaluate.py` does the same with `parse_evaluation_args` and
+`vae.workflow.load_then_evaluate`.
 """
 
 import argparse
@@ -13,12 +13,12 @@ import sys
 import tempfile
 import warnings
 
-import numpy as np
-
 from vae.allocator import restart_with_huge_pages
 
 
-def _positive(minimum):
+def positive(minimum):
+    """An argparse type: integers of at least `minimum` (for an example's own flags)."""
+
     def parse(text):
         try:
             value = int(text)
@@ -31,11 +31,29 @@ def _positive(minimum):
     return parse
 
 
-def _positive_float(text):
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _non_negative_float(text):
+    value = _number(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number >= 0")
+    return value
+
+
+def _fraction(text):
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1")
+    return value
+
+
+def _positive_float(text):
+    value = _number(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
@@ -48,6 +66,9 @@ be written); 130 interrupted (Ctrl-C; the weights reached so far are saved)"""
 # The file in which Keras's BackupAndRestore (and vae.safeguards.TrainingBackup)
 # records the epochs a backup holds; read here without importing Keras.
 BACKUP_METADATA = "training_metadata.json"
+
+# vae.data.DATASETS, named here without importing NumPy.
+DATASETS = ("mnist", "fashion_mnist")
 
 # vae.precision.POLICIES, named here without importing Keras.
 MIXED_PRECISION_POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -96,7 +117,7 @@ def _check_paths(parser, args):
     a file there whose content is unusable (data of the wrong shape, a PNG
     given as weights) fails the run (status 1), as it would later.
     """
-    from vae.data import DataError, load_raw_mnist  # numpy and h5py only, no Keras
+    from vae.data import DataError, load_images  # numpy, h5py and Pillow only, no Keras
     from vae.weights import WeightsError, weights_layout
 
     def unusable(error):
@@ -118,14 +139,16 @@ def _check_paths(parser, args):
             weights_layout(args.weights)
         except WeightsError as error:
             unusable(error)
+    args.images = None
     if args.data is not None:
         if not os.path.exists(os.path.expanduser(args.data)):
             parser.fail(f"data: {args.data}: no such file or folder; pass --data PATH to a "
-                        "Keras mnist.npz or a folder of IDX files")
+                        ".npz, a folder of MNIST IDX files or a folder of images")
         try:
-            # Read twice (now and for training), but a second spent now saves
-            # TensorFlow's start-up on a file that was never going to work.
-            load_raw_mnist(args.data)
+            # Read now, before TensorFlow's start-up, and kept for training
+            # (vae.workflow.load_data).
+            args.images = load_images(args.data, args.dataset, args.image_size,
+                                      args.validation_split, args.seed)
         except DataError as error:
             unusable(error)
     _writable_folder(parser, "--out", args.out)
@@ -225,8 +248,9 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
     """Parses the flags shared by the example scripts.
 
     Args:
-        name: the example's name, e.g. `"vae_mlp"`: its weights default to
-            `<name>_mnist.h5` and its pictures go to `<out>/<name>/`.
+        name: the example's name, e.g. `"vae_mlp"`: its weights go to
+            `<out>/<name>_<data>.h5` (`vae_mlp_mnist.h5`) and its pictures to
+            `<out>/<name>/`.
         description: the `--help` text (the example's docstring).
         epochs: default number of epochs.
         optimizer: the Keras optimizer the example trains with.
@@ -237,7 +261,8 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
 
     Returns:
         The parsed `argparse.Namespace`, with `name`, `optimizer` and `loss`
-        (`"mse"` or `"bce"`) added.
+        (`"mse"` or `"bce"`) added, and `images`, the `vae.data.Images` of
+        `--data` (read while checking it), or `None`.
 
     The paths among the flags (`-w`, `--data`, `--out`, `--checkpoint-dir`,
     `--logdir`) are checked here, before Keras is imported: a bad flag value, or a path
@@ -257,18 +282,37 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
                         help="reconstruction loss: mean squared error instead of binary cross-entropy")
     parser.add_argument("-w", "--weights", metavar="FILE",
                         help="load weights from FILE (Keras 3 or original Keras 2 .h5) and skip training")
-    parser.add_argument("--epochs", type=_positive(0), default=epochs,
+    parser.add_argument("--epochs", type=positive(0), default=epochs,
                         help=f"training epochs (default {epochs})")
-    parser.add_argument("--batch-size", type=_positive(1), default=128,
+    parser.add_argument("--batch-size", type=positive(1), default=128,
                         help="batch size (default %(default)s)")
-    parser.add_argument("--latent-dim", type=_positive(1), default=2,
+    parser.add_argument("--latent-dim", type=positive(1), default=2,
                         help="dimension of z (default %(default)s; plots show the first two)")
     parser.add_argument("--data", metavar="PATH",
-                        help="mnist.npz or a folder of MNIST IDX files (default: $VAE_DATA, "
-                             "else the Keras download, else the bundled sample)")
-    parser.add_argument("--train-samples", type=_positive(1), metavar="M",
+                        help="your data: a folder of PNG/JPEG images (one subfolder per class "
+                             "gives labels), an .npz with x_train and x_test (y_train, y_test "
+                             "optional), or a folder of MNIST-style IDX files (default: "
+                             "--dataset from $VAE_DATA for mnist, else the Keras download, "
+                             "else the bundled MNIST sample)")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist",
+                        help="the dataset Keras downloads when --data is not given; also "
+                             "names the classes of IDX files (default %(default)s; a sample "
+                             "is bundled for mnist only, for offline use)")
+    parser.add_argument("--image-size", type=positive(1), nargs=2, metavar=("H", "W"),
+                        help="resize every image to H x W pixels (default: the size of the "
+                             "first image; images of several sizes need this)")
+    parser.add_argument("--validation-split", type=_fraction, default=0.1, metavar="F",
+                        help="for a folder of images: the fraction held out as the test set, "
+                             "drawn with --seed (default %(default)s)")
+    parser.add_argument("--beta", type=_non_negative_float, default=1.0, metavar="B",
+                        help="weight of the KL term in the loss (beta-VAE; default "
+                             "%(default)s, the ELBO)")
+    parser.add_argument("--kl-warmup", type=positive(0), default=0, metavar="N",
+                        help="raise the KL weight linearly from 0 to --beta over the first "
+                             "N epochs (default %(default)s: no warm-up)")
+    parser.add_argument("--train-samples", type=positive(1), metavar="M",
                         help="train on a random subset of M digits")
-    parser.add_argument("--test-samples", type=_positive(1), metavar="K",
+    parser.add_argument("--test-samples", type=positive(1), metavar="K",
                         help="evaluate and plot on a random subset of K digits")
     parser.add_argument("--seed", type=int,
                         help="seed for weights, shuffling and sampling: equal seeds, equal runs")
@@ -300,7 +344,7 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
                              "mixed_float16 on a GPU, else mixed_bfloat16")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks instead of one-line error messages")
-    parser.add_argument("--samples", type=_positive(1), metavar="N",
+    parser.add_argument("--samples", type=positive(1), metavar="N",
                         help="also generate N digits from the prior N(0, I) into "
                              "<out>/<name>/samples.png (50 make a 5x10 grid)")
     parser.add_argument("--binarize", choices=["none", "static", "dynamic"], default="none",
@@ -365,221 +409,6 @@ def _use_devices(parser, args):
               "weights, loss and sampling in float32")
 
 
-def _subset(x, y, size, seed):
-    if size is None or size >= len(x):
-        return x, y
-    # Seeded even without --seed, so runs without it compare on the same digits.
-    chosen = np.random.default_rng(0 if seed is None else seed).choice(len(x), size, replace=False)
-    return x[chosen], y[chosen]
-
-
-def _split_evenly(args, x, y, which):
-    """Leaves out the last few digits of a set whose last batch would not split over the devices."""
-    extra = len(x) % len(args.devices) if args.devices else 0
-    if extra:
-        print(f"--distribute: left out the last {extra} of the {len(x)} {which} digits, so "
-              f"that every batch splits evenly over the {len(args.devices)} devices")
-    return x[:len(x) - extra], y[:len(y) - extra]
-
-
-def _binarized(args, x_train, x_test):
-    """Training data and test digits as --binarize asks: grey levels, thresholded or drawn."""
-    from vae.data import DynamicBinarization, binarize
-
-    if args.binarize == "static":
-        return binarize(x_train), binarize(x_test)
-    if args.binarize == "dynamic":
-        # A fixed draw of the test digits, so every run scores the same ones.
-        return (DynamicBinarization(x_train, args.batch_size, seed=args.seed),
-                binarize(x_test, "dynamic"))
-    return x_train, x_test
-
-
-def _fail(args, error, message=None, status=1):
-    """Ends the script with one line on stderr and `status`; under --debug, the traceback.
-
-    Interruptions (status 130) are no error: they never show a traceback.
-    """
-    if getattr(args, "debug", False) and status != 130:
-        raise error
-    print(f"{args.name}.py: {message or f'error: {error}'}", file=sys.stderr)
-    sys.exit(status)
-
-
-def _optimizer(args):
-    """The example's optimizer, with --learning-rate if given."""
-    rate = getattr(args, "learning_rate", None)
-    if rate is None or not isinstance(args.optimizer, str):
-        return args.optimizer  # an example that builds its own optimizer sets its own rate
-    import keras
-
-    optimizer = keras.optimizers.get(args.optimizer)
-    optimizer.learning_rate = rate
-    return optimizer
-
-
-def _train_and_save(args, vae, train_data, x_test, callbacks):
-    """Fits `vae` under the safeguards, then saves its weights to `<out>/<name>_mnist.h5`.
-
-    A NaN or infinite loss ends the script with status 1 and leaves the
-    weights file as it was; Ctrl-C saves the weights reached so far and ends
-    it with status 130; `--checkpoint-dir` backs up every epoch, `--resume`
-    continues from that backup.
-    """
-    from vae.safeguards import (
-        NonFiniteLossError,
-        StopOnInterrupt,
-        StopOnNonFiniteLoss,
-        TrainingBackup,
-        TrainingInterrupted,
-    )
-    from vae.weights import WeightsError, describe_mismatch, save_weights
-
-    weights_file = os.path.join(args.out, f"{args.name}_mnist.h5")
-    # The NaN check first, so no other callback sees the ruined epoch.
-    before = [StopOnNonFiniteLoss()]
-    backup = None
-    if args.checkpoint_dir:
-        backup = TrainingBackup(os.path.join(args.checkpoint_dir, args.name))
-        if args.resume:
-            mismatch = describe_mismatch(vae, backup.weights_path)
-            if mismatch:
-                raise WeightsError(
-                    f"--resume: the backup {backup.weights_path} does not fit this model: "
-                    f"{mismatch}; resume with the flags of the interrupted run, or delete "
-                    f"{backup.backup_dir} to start afresh")
-            print(f"resuming from {backup.backup_dir}: {backup.completed_epochs()} of "
-                  f"{args.epochs} epochs done")
-        before.append(backup)
-    # Last, so that the backup of an epoch completed is written before it stops.
-    stop = StopOnInterrupt()
-    try:
-        vae.fit(
-            train_data, epochs=args.epochs, batch_size=args.batch_size,
-            validation_data=(x_test, None), callbacks=[*before, *callbacks, stop],
-        )
-    except NonFiniteLossError as error:
-        kept = (f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
-                if backup and backup.completed_epochs() else "")
-        _fail(args, error, f"error: {error}, so {weights_file} was not written{kept}; "
-                           "lower the learning rate (--learning-rate) or check the data")
-    except TrainingInterrupted as where:
-        save_weights(vae, weights_file)
-        resume = ""
-        if backup and backup.completed_epochs():
-            resume = (f"; --resume continues from the end of epoch {backup.completed_epochs()} "
-                      f"(backup in {backup.backup_dir})")
-        _fail(args, where, f"{where}: saved the weights reached so far to {weights_file}"
-                           f"{resume}", status=130)
-    finally:
-        stop.restore()
-    save_weights(vae, weights_file)
-    print(f"saved weights to {weights_file}")
-    if backup:
-        backup.remove()  # only now: until the weights were saved, it was the only copy
-    if stop.interrupted:  # Ctrl-C after the last batch: the run is complete, stop here
-        _fail(args, KeyboardInterrupt(), f"interrupted after the last epoch: saved the weights "
-                                         f"to {weights_file}", status=130)
-
-
-def _tensorboard(args):
-    """The callbacks of --logdir: Keras's TensorBoard for the losses, and generated digits."""
-    import keras
-
-    from vae.callbacks import TensorBoardImages
-
-    logdir = os.path.join(args.logdir, args.name)
-    print(f"TensorBoard logs go to {logdir}; view them with: tensorboard --logdir {args.logdir}")
-    return [keras.callbacks.TensorBoard(logdir), TensorBoardImages(logdir, seed=args.seed)]
-
-
-def train_or_load_then_plot(args, models, callbacks=()):
-    """Loads data, trains (or loads `--weights`), saves, draws and evaluates.
-
-    Args:
-        args: flags from `parse_args`.
-        models: `(encoder, decoder, vae)` from a builder.
-        callbacks: Keras callbacks for `fit`.
-
-    Returns:
-        The test-set metrics, a dict with `loss`, `reconstruction_loss`, `kl_loss`.
-    """
-    from vae.data import DataError, load_mnist
-    from vae.plotting import (
-        plot_architecture,
-        plot_interpolation,
-        plot_reconstructions,
-        plot_results,
-        plot_samples,
-    )
-    from vae.weights import WeightsError, load_weights, save_weights
-
-    encoder, decoder, vae = models
-    try:
-        os.makedirs(args.out, exist_ok=True)
-        flatten = len(encoder.input.shape) == 2
-        (x_train, y_train), (x_test, y_test) = load_mnist(args.data, flatten=flatten)
-        x_train, y_train = _subset(x_train, y_train, args.train_samples, args.seed)
-        x_test, y_test = _subset(x_test, y_test, args.test_samples, args.seed)
-        x_train, y_train = _split_evenly(args, x_train, y_train, "training")
-        x_test, y_test = _split_evenly(args, x_test, y_test, "test")
-        train_data, x_test = _binarized(args, x_train, x_test)
-
-        import keras
-
-        # The log says which engine ran: speed and the last digits differ between them.
-        print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
-        encoder.summary()
-        decoder.summary()
-        vae.summary()
-        plot_architecture(encoder, decoder, os.path.join(args.out, args.name))
-
-        vae.compile(optimizer=_optimizer(args))
-        if args.weights:
-            load_weights(vae, args.weights)
-            print(f"loaded weights from {args.weights}; training skipped")
-        else:
-            if args.logdir:
-                callbacks = [*callbacks, *_tensorboard(args)]
-            _train_and_save(args, vae, train_data, x_test, callbacks)
-        if args.devices:  # the pictures predict on batches of any size
-            from vae.distribute import end_data_parallel
-
-            end_data_parallel()
-
-        # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
-        logits = getattr(vae, "reconstruction", None) == "bce_logits"
-        pictures = os.path.join(args.out, args.name)
-        plot_results(
-            (encoder, decoder), (x_test, y_test), batch_size=args.batch_size,
-            model_name=pictures, show=args.show, logits=logits,
-        )
-        plot_reconstructions(encoder, decoder, x_test,
-                             os.path.join(pictures, "reconstructions.png"), logits=logits,
-                             show=args.show)
-        # From the first test digit to the first one of another class.
-        other = max(int(np.argmax(y_test != y_test[0])), 1)
-        plot_interpolation(encoder, decoder, x_test[0], x_test[other],
-                           os.path.join(pictures, "interpolation.png"), logits=logits,
-                           show=args.show)
-        if args.samples:
-            samples_file = os.path.join(args.out, args.name, "samples.png")
-            plot_samples(decoder, args.samples, samples_file, seed=args.seed, logits=logits,
-                         show=args.show)
-            print(f"saved {args.samples} digits generated from the prior to {samples_file}")
-        metrics = vae.evaluate(x_test, batch_size=args.batch_size, verbose=0, return_dict=True)
-    except (DataError, WeightsError, OSError) as error:
-        _fail(args, error)
-    except KeyboardInterrupt as error:  # Ctrl-C outside training: nothing half done to save
-        _fail(args, error, "interrupted", status=130)
-    print(
-        f"test loss: {metrics['loss']:.2f} nats per digit "
-        f"(reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}) "
-        f"on {len(x_test)} digits"
-    )
-    return metrics
-
-
 def parse_evaluation_args(description, argv=None):
     """Parses the flags of `examples/evaluate.py`: the model, its weights, the digits, `k`.
 
@@ -601,10 +430,10 @@ def parse_evaluation_args(description, argv=None):
                         help="the architecture: vae_mlp.py's, vae_cnn.py's or cvae.py's")
     parser.add_argument("-m", "--mse", action="store_true",
                         help="the model was trained with --mse (a Gaussian decoder)")
-    parser.add_argument("--latent-dim", type=_positive(1),
+    parser.add_argument("--latent-dim", type=positive(1),
                         help="dimension of z it was trained with (default: 2 for mlp and cnn, "
                              "50 for conv)")
-    parser.add_argument("--k", type=_positive(1), default=1000,
+    parser.add_argument("--k", type=positive(1), default=1000,
                         help="importance samples per digit (default %(default)s; the published "
                              "numbers use 5000)")
     parser.add_argument("--binarize", choices=["none", "static", "dynamic"], default="dynamic",
@@ -615,9 +444,9 @@ def parse_evaluation_args(description, argv=None):
     parser.add_argument("--data", metavar="PATH",
                         help="mnist.npz or a folder of MNIST IDX files (default: $VAE_DATA, "
                              "else the Keras download, else the bundled sample)")
-    parser.add_argument("--test-samples", type=_positive(1), metavar="K",
+    parser.add_argument("--test-samples", type=positive(1), metavar="K",
                         help="evaluate a random subset of K test digits (as the training scripts)")
-    parser.add_argument("--batch-size", type=_positive(1), default=1000,
+    parser.add_argument("--batch-size", type=positive(1), default=1000,
                         help="decoder passes per step; bounds memory (default %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the importance samples")
     add_backend_flag(parser)
@@ -630,75 +459,3 @@ def parse_evaluation_args(description, argv=None):
         args.latent_dim = 50 if conv else 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return args
-
-
-_DIGITS = {
-    "none": "grey levels",
-    "static": "binarized at 0.5",
-    "dynamic": "binarized by one fixed Bernoulli draw",
-}
-
-
-def load_then_evaluate(args, models):
-    """Loads `--weights`, then prints the test ELBO and the importance-sampled NLL.
-
-    Both in nats per digit, with the standard error over digits. The NLL is
-    reported only where it is a likelihood: binary digits for cross-entropy
-    models (any digits for a Gaussian decoder, where it is a density).
-
-    Args:
-        args: flags from `parse_evaluation_args`.
-        models: `(encoder, decoder, vae)` from the builder the weights came from.
-
-    Returns:
-        A dict: `elbo` and `nll`, each `(mean, standard error)`; `nll` is
-        `None` where not reported.
-    """
-    from vae.data import DataError, binarize, load_mnist
-    from vae.evaluation import (
-        elbo,
-        importance_sampled_log_likelihood,
-        is_binary,
-        mean_and_standard_error,
-    )
-    from vae.weights import WeightsError, load_weights
-
-    encoder, _, vae = models
-    try:
-        _, (x_test, y_test) = load_mnist(args.data, flatten=len(encoder.input.shape) == 2)
-        x_test, _ = _subset(x_test, y_test, args.test_samples, args.seed)
-        if args.binarize != "none":
-            x_test = binarize(x_test, args.binarize)
-        load_weights(vae, args.weights)
-    except (DataError, WeightsError, OSError) as error:
-        _fail(args, error)
-    import keras
-
-    print(f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
-          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}; "
-          f"{keras.backend.backend()} backend")
-    gaussian = vae.reconstruction == "mse"
-    nll = None
-    if gaussian or is_binary(x_test):
-        log_px, elbos = importance_sampled_log_likelihood(
-            vae, x_test, k=args.k, batch_size=args.batch_size, seed=args.seed,
-            return_elbo=True,
-        )
-        nll = mean_and_standard_error(-log_px)
-    else:
-        with warnings.catch_warnings():  # the note below says it, in full
-            warnings.simplefilter("ignore", UserWarning)
-            elbos = elbo(vae, x_test, batch_size=args.batch_size, seed=args.seed)
-    result = {"elbo": mean_and_standard_error(elbos), "nll": nll}
-    print(f"test ELBO: {result['elbo'][0]:.2f} +- {result['elbo'][1]:.2f} nats per digit "
-          "(+- one standard error over digits)")
-    if nll is not None:
-        print(f"NLL (importance sampled, k={args.k}): {nll[0]:.2f} +- {nll[1]:.2f} nats per digit")
-    if gaussian:
-        print("note: a Gaussian decoder (variance 1/2 per pixel) gives a density, not a "
-              "probability: these numbers compare with no binarized-MNIST result")
-    elif nll is None:
-        print("note: binary cross-entropy on grey levels is not a proper likelihood, so the "
-              "ELBO above bounds no log-probability and no NLL is reported; pass "
-              "--binarize dynamic (or static) for likelihood numbers")
-    return result

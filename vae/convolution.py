@@ -71,7 +71,7 @@ def conv2d_transpose(inputs, kernel, strides, padding):
     """`ops.conv_transpose(inputs, kernel, strides, padding)` (channels_last), phase by
     phase: one matrix multiply per output phase, then shifted adds (see the module's
     docstring)."""
-    (kh, kw, filters, channels), (sh, sw) = kernel.shape, strides
+    (kh, kw, filters, _), (sh, sw) = kernel.shape, strides
     height, width = inputs.shape[1], inputs.shape[2]
     shifts_h, shifts_w = -(-kh // sh), -(-kw // sw)  # the most taps a phase takes per axis
     rows_h, rows_w = height + shifts_h - 1, width + shifts_w - 1  # every phase's size

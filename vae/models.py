@@ -34,10 +34,13 @@ class VAE(keras.Model):
     """A variational autoencoder: `decoder(encoder(x)[2])` with its loss built in.
 
     The loss is the negative ELBO of each example, averaged over the batch:
-    the reconstruction term `-log p(x|z)` plus `KL(q(z|x) || N(0, I))`. Because it is part
-    of the model, `compile` needs no loss and `fit` needs no targets, as in
-    the original Keras examples. Both terms are reported as metrics
-    (`reconstruction_loss`, `kl_loss`) beside `loss`.
+    the reconstruction term `-log p(x|z)` plus `KL(q(z|x) || N(0, I))`, the
+    KL term weighted by `beta` (Higgins et al.'s beta-VAE; 1 is the ELBO).
+    Because it is part of the model, `compile` needs no loss and `fit` needs
+    no targets, as in the original Keras examples. Both terms are reported
+    as metrics (`reconstruction_loss`, `kl_loss`) beside `loss`, and so is
+    their unweighted sum `negative_elbo`, which compares across beta and
+    KL warm-up where `loss` does not.
 
     Args:
         encoder: a model mapping `x` to `[z_mean, z_log_var, z]`.
@@ -50,6 +53,10 @@ class VAE(keras.Model):
             `"monte_carlo"`, its single-sample estimate `log q(z|x) - log p(z)`
             at the decoded `z` (the TensorFlow tutorial's estimator; same
             mean, more noise).
+        beta: weight of the KL term in the loss. The weight in use is the
+            non-trainable variable `kl_weight`, which starts at `beta`;
+            `vae.callbacks.KLWarmup` raises it from 0 to `beta` over the first
+            epochs.
 
     Example:
 
@@ -58,7 +65,7 @@ class VAE(keras.Model):
     >>> vae.fit(x_train, epochs=50, batch_size=128, validation_data=(x_test, None))
     """
 
-    def __init__(self, encoder, decoder, loss="bce", kl="analytic", **kwargs):
+    def __init__(self, encoder, decoder, loss="bce", kl="analytic", beta=1.0, **kwargs):
         super().__init__(**kwargs)
         if loss not in RECONSTRUCTION_LOSSES:
             raise ValueError(
@@ -66,16 +73,34 @@ class VAE(keras.Model):
             )
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"unknown kl {kl!r}: use one of {', '.join(KL_ESTIMATORS)}")
+        if not 0 <= beta < math.inf:
+            raise ValueError(f"beta must be a number >= 0, not {beta!r}")
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = loss
         self.kl = kl
+        self.beta = float(beta)
+        # A variable, not a constant: a callback changes it between epochs and
+        # the compiled step (on JAX a pure function of the model's state) sees it.
+        self.kl_weight = keras.Variable(self.beta, trainable=False, dtype="float32",
+                                        name="kl_weight")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self.negative_elbo_tracker = keras.metrics.Mean(name="negative_elbo")
 
     def build(self, input_shape):
         # The encoder and decoder arrive built; there is nothing of our own.
         self.built = True
+
+    # The KL weight is training state, not a learned weight: weights files
+    # leave it out, so they keep the layout of the original examples' files
+    # and of earlier versions of this package (a backup keeps it, see
+    # vae.safeguards.TrainingBackup).
+    def save_own_variables(self, store):
+        pass
+
+    def load_own_variables(self, store):
+        pass
 
     def compile(self, *args, jit_compile="auto", steps_per_execution=None, **kwargs):
         """Keras's `compile`, with two defaults chosen by measurement.
@@ -110,6 +135,10 @@ class VAE(keras.Model):
     def call(self, inputs, training=None):
         z_mean, z_log_var, z = self.encoder(inputs, training=training)
         reconstruction = self.decoder(z, training=training)
+        self._set_loss_terms(inputs, reconstruction, z_mean, z_log_var, z)
+        return reconstruction
+
+    def _set_loss_terms(self, x, reconstruction, z_mean, z_log_var, z):
         # Keras calls compute_loss right after call, inside the same traced
         # step on every backend; keeping the terms here means the encoder
         # runs once per step and the loss sees the z that was decoded.
@@ -120,23 +149,21 @@ class VAE(keras.Model):
             kl = monte_carlo_kl(ops.cast(z, "float32"), z_mean, z_log_var)
         self._loss_terms = (
             reconstruction_loss(
-                ops.cast(inputs, "float32"),
-                ops.cast(reconstruction, "float32"),
-                self.reconstruction,
+                ops.cast(x, "float32"), ops.cast(reconstruction, "float32"), self.reconstruction
             ),
             kl,
         )
-        return reconstruction
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         reconstruction, kl = self._loss_terms
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
+        self.negative_elbo_tracker.update_state(reconstruction + kl)
         # Under a tf.distribute strategy this runs on each replica's share of
         # the batch: Keras adds up their gradients, and reports this loss
         # times their number (as for its own losses, which it divides so).
         _, replicas = replica()
-        return ops.mean(reconstruction + kl) / replicas
+        return ops.mean(reconstruction + self.kl_weight * kl) / replicas
 
     def get_config(self):
         return {
@@ -146,6 +173,7 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "loss": self.reconstruction,
             "kl": self.kl,
+            "beta": self.beta,
         }
 
     @classmethod
@@ -192,13 +220,14 @@ def _refuse_logits_loss(loss):
         )
 
 
-def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic"):
-    vae = VAE(encoder, decoder, loss=loss, kl=kl, name=name)
+def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic", beta=1.0):
+    vae = VAE(encoder, decoder, loss=loss, kl=kl, beta=beta, name=name)
     vae.build((None, *input_shape))
     return encoder, decoder, vae
 
 
-def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bce", seed=None):
+def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bce", seed=None,
+                  beta=1.0):
     """The MLP VAE of the Keras example `variational_autoencoder.py`.
 
     Encoder `784 -> 512 (relu) -> (z_mean, z_log_var) -> z`; decoder
@@ -211,6 +240,7 @@ def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bc
         latent_dim: dimension of z.
         loss: reconstruction term, `"bce"` or `"mse"`.
         seed: seed of the sampling layer's random stream, or `None`.
+        beta: weight of the KL term in the loss (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var, z]`,
@@ -232,11 +262,12 @@ def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bc
         original_dim, activation="sigmoid", name="decoder_output", dtype=OUTPUT_DTYPE
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,))
+    return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,), beta=beta)
 
 
 def build_cnn_vae(
-    input_shape=(28, 28, 1), filters=16, kernel_size=3, latent_dim=2, loss="bce", seed=None
+    input_shape=(28, 28, 1), filters=16, kernel_size=3, latent_dim=2, loss="bce", seed=None,
+    beta=1.0,
 ):
     """The convolutional VAE of the Keras example `variational_autoencoder_deconv.py`.
 
@@ -253,6 +284,7 @@ def build_cnn_vae(
         latent_dim: dimension of z.
         loss: reconstruction term, `"bce"` or `"mse"`.
         seed: seed of the sampling layer's random stream, or `None`.
+        beta: weight of the KL term in the loss (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)` as for `build_mlp_vae`.
@@ -292,11 +324,11 @@ def build_cnn_vae(
         name="decoder_output", dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "vae_cnn", input_shape)
+    return _assemble(encoder, decoder, loss, "vae_cnn", input_shape, beta=beta)
 
 
 def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl="analytic",
-                   seed=None):
+                   seed=None, beta=1.0):
     """The convolutional VAE of the TensorFlow tutorial "Convolutional Variational Autoencoder".
 
     Encoder: `Conv2D(32, 3, stride 2, relu)`, `Conv2D(64, 3, stride 2, relu)`
@@ -304,20 +336,21 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
     Gaussian heads `z_mean`, `z_log_var` and the sampled `z`. The tutorial's
     single `Dense(2 * latent_dim)` split in halves is the same function as
     these two `Dense(latent_dim)` heads side by side. Decoder:
-    `Dense(7 * 7 * 32, relu)`, `Reshape`, `Conv2DTranspose(64, 3, stride 2,
-    relu)`, `Conv2DTranspose(32, 3, stride 2, relu)` and
-    `Conv2DTranspose(channels, 3)` named `decoder_output`, all `same`
-    padding, giving logits.
+    `Dense(7 * 7 * 32, relu)` (for 28x28 images), `Reshape`,
+    `Conv2DTranspose(64, 3, stride 2, relu)`, `Conv2DTranspose(32, 3,
+    stride 2, relu)` and `Conv2DTranspose(channels, 3)` named
+    `decoder_output`, all `same` padding, giving logits.
 
     Args:
-        input_shape: `(height, width, channels)`; height and width 28 for the
-            decoder to match (it upsamples 7 -> 14 -> 28).
+        input_shape: `(height, width, channels)`; height and width divisible
+            by 4 (the decoder upsamples a quarter of them twice: 7 -> 14 -> 28).
         latent_dim: dimension of z (the tutorial's 50 by default).
         loss: `"bce_logits"` (Bernoulli likelihood of the logits, the
             tutorial's), or `"bce"` / `"mse"`, which put a sigmoid on the
             decoder's output.
         kl: `"analytic"` or `"monte_carlo"`, see `VAE`.
         seed: seed of the sampling layer's random stream, or `None`.
+        beta: weight of the KL term in the loss (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var,
@@ -342,8 +375,10 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
     encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
 
     latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
-    x = layers.Dense(7 * 7 * 32, activation="relu", name="decoder_dense")(latent_inputs)
-    x = layers.Reshape((7, 7, 32), name="decoder_reshape")(x)
+    # Two stride-2 transposed convolutions upsample 4x: from 7x7 for MNIST.
+    start = (input_shape[0] // 4, input_shape[1] // 4, 32)
+    x = layers.Dense(math.prod(start), activation="relu", name="decoder_dense")(latent_inputs)
+    x = layers.Reshape(start, name="decoder_reshape")(x)
     x = Conv2DTranspose(
         64, 3, strides=2, padding="same", activation="relu", name="decoder_deconv_1"
     )(x)
@@ -356,4 +391,4 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
         dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl)
+    return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl, beta=beta)

@@ -2,7 +2,9 @@
 interpolations, samples, model diagrams.
 
 Decoders that output logits (`build_conv_vae`) pass `logits=True`: the
-pictures show their sigmoid, the pixel probabilities.
+pictures show their sigmoid, the pixel probabilities. Images are grey or RGB,
+of any size; flattened ones (an MLP's) give their `image_shape`, `(height,
+width, channels)`, unless they are square and grey.
 """
 
 import math
@@ -34,31 +36,42 @@ def _finish(figure, filename, show):
 
 
 def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=False,
-                      verbose=1):
-    """Scatters the test set's latent means, one colour per digit class.
+                      verbose=1, class_names=None):
+    """Scatters the test set's latent means, one colour per class.
 
     With `latent_dim > 2` the first two dimensions of z_mean are drawn.
+    Without labels (`y_test=None`, a folder of images without class
+    subfolders) every point has one colour, and the title says why.
+    `class_names` names the classes in the legend (default: their numbers).
     `verbose=1` (the default) shows Keras's progress bar while the encoder
     runs; 0 silences it.
     """
     z_mean, _, _ = encoder.predict(x_test, batch_size=batch_size, verbose=verbose)
     figure, axes = plt.subplots(figsize=(12, 10))
-    colours = plt.get_cmap("tab10")
-    for digit in np.unique(y_test):
-        chosen = y_test == digit
-        axes.scatter(
-            z_mean[chosen, 0], z_mean[chosen, 1], s=4, color=colours(int(digit) % 10),
-            label=str(digit),
-        )
-    axes.legend(title="digit", markerscale=4, loc="upper right")
+    titles = []
+    if y_test is None:
+        axes.scatter(z_mean[:, 0], z_mean[:, 1], s=4, color="tab:blue")
+        titles.append("no labels, so one colour")
+    else:
+        colours = plt.get_cmap("tab10" if len(np.unique(y_test)) <= 10 else "tab20")
+        for label in np.unique(y_test):
+            chosen = y_test == label
+            name = class_names[int(label)] if class_names is not None else str(label)
+            axes.scatter(z_mean[chosen, 0], z_mean[chosen, 1], s=4,
+                         color=colours(int(label) % colours.N), label=name)
+        axes.legend(title="class" if class_names is not None else "digit", markerscale=4,
+                    loc="upper right")
     axes.set_xlabel("z[0]")
     axes.set_ylabel("z[1]")
     if z_mean.shape[1] > 2:
-        axes.set_title(f"first 2 of {z_mean.shape[1]} latent dimensions")
+        titles.append(f"first 2 of {z_mean.shape[1]} latent dimensions")
+    if titles:
+        axes.set_title("; ".join(titles))
     _finish(figure, filename, show)
 
 
-def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbose=1):
+def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbose=1,
+                image_shape=None):
     """Decodes an `n` x `n` grid of z over `[-z_range, z_range]^2`.
 
     Only z[0] (columns) and z[1] (rows, top is high) vary; any further latent
@@ -68,8 +81,8 @@ def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbos
     for a 30x30 grid, slow for convolutional decoders on a CPU); 0 silences it.
 
     Returns:
-        `(image, grid_x, grid_y)`: the tiled digits as one 2-D array, and the
-        z values of the columns and rows.
+        `(image, grid_x, grid_y)`: the tiled digits as one image (2-D for
+        grey, 3-D for RGB), and the z values of the columns and rows.
     """
     latent_dim = decoder.input_shape[-1]
     grid_x = np.linspace(-z_range, z_range, n)
@@ -79,37 +92,64 @@ def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbos
     z[:, 1] = np.repeat(grid_y, n)
     # One batched predict instead of n * n single-digit calls.
     digits = to_pixels(decoder.predict(z, batch_size=batch_size, verbose=verbose), logits)
-    return tile(digits, n, n), grid_x, grid_y
+    return tile(digits, n, n, image_shape), grid_x, grid_y
 
 
-def tile(digits, rows, columns):
-    """Tiles square digits row by row into one 2-D image; empty cells stay 0.
+def as_images(pixels, image_shape=None):
+    """`pixels` as `(count, height, width)` grey or `(count, height, width, 3)` RGB images.
 
     Args:
-        digits: `(count, side * side)` or `(count, side, side[, 1])` pixels,
+        pixels: `(count, ...)`: images, or flattened ones (an MLP's).
+        image_shape: `(height, width, channels)` of flattened images; `None`
+            reads the shape from `pixels`, or for flat rows takes square grey
+            images (784 pixels: 28x28).
+    """
+    pixels = np.asarray(pixels)
+    if image_shape is None:
+        if pixels.ndim > 2:
+            image_shape = pixels.shape[1:]
+        else:
+            side = math.isqrt(pixels.shape[1])
+            if side * side != pixels.shape[1]:
+                raise ValueError(f"rows of {pixels.shape[1]} pixels are not square grey images: "
+                                 "pass image_shape=(height, width, channels)")
+            image_shape = (side, side)
+    images = pixels.reshape(len(pixels), *image_shape)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    return images
+
+
+def tile(digits, rows, columns, image_shape=None):
+    """Tiles images row by row into one image; empty cells stay 0 (black).
+
+    Args:
+        digits: `(count, ...)` images or flattened images (see `as_images`),
             `count <= rows * columns`.
         rows: rows of the grid.
         columns: columns of the grid.
+        image_shape: `(height, width, channels)` of flattened images.
 
     Returns:
-        A `(rows * side, columns * side)` array.
+        A `(rows * height, columns * width)` array, with a last axis of 3 for RGB.
     """
-    digits = np.asarray(digits)
-    side = int(round(math.sqrt(math.prod(digits.shape[1:]))))
-    cells = np.zeros((rows * columns, side, side), dtype=digits.dtype)
-    cells[: len(digits)] = digits.reshape(len(digits), side, side)
-    cells = cells.reshape(rows, columns, side, side)
-    return cells.transpose(0, 2, 1, 3).reshape(rows * side, columns * side)
+    images = as_images(digits, image_shape)
+    height, width = images.shape[1:3]
+    cells = np.zeros((rows * columns, *images.shape[1:]), dtype=images.dtype)
+    cells[: len(images)] = images
+    cells = cells.reshape(rows, columns, *images.shape[1:])
+    return np.swapaxes(cells, 1, 2).reshape(rows * height, columns * width, *images.shape[3:])
 
 
 def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, show=False,
-                        logits=False, verbose=1):
+                        logits=False, verbose=1, image_shape=None):
     """Draws the 30x30 digits decoded over the latent plane, with z ticks.
 
     `verbose=1` (the default) shows a progress bar while the grid is decoded;
     0 silences it.
     """
-    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits, verbose)
+    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits, verbose,
+                                        image_shape)
     side = image.shape[0] // n
     figure, axes = plt.subplots(figsize=(10, 10))
     ticks = np.arange(side // 2, n * side, side)
@@ -124,7 +164,7 @@ def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, sh
 
 
 def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=False,
-                 logits=False, verbose=1):
+                 logits=False, verbose=1, image_shape=None, class_names=None):
     """Writes the two pictures of the original examples.
 
     `<model_name>/vae_mean.png`: the test set's latent means coloured by
@@ -133,13 +173,16 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
 
     Args:
         models: `(encoder, decoder)`.
-        data: `(x_test, y_test)`.
+        data: `(x_test, y_test)`; `y_test` may be `None` (no labels).
         batch_size: prediction batch size.
         model_name: folder the pictures go to (created if needed).
         show: also open the figures in a window.
         logits: the decoder outputs logits (`build_conv_vae`); draw their sigmoid.
         verbose: 1 (the default) shows Keras's progress bars while the test
             digits are encoded and the grid is decoded; 0 none.
+        image_shape: `(height, width, channels)` of a decoder's flat outputs
+            (see `as_images`).
+        class_names: the classes' names, for the legend.
 
     Example:
 
@@ -150,18 +193,19 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
     os.makedirs(model_name, exist_ok=True)
     plot_latent_means(
         encoder, x_test, y_test, os.path.join(model_name, "vae_mean.png"), batch_size, show,
-        verbose,
+        verbose, class_names,
     )
     plot_digit_manifold(
         decoder, os.path.join(model_name, "digits_over_latent.png"), batch_size=batch_size,
-        show=show, logits=logits, verbose=verbose,
+        show=show, logits=logits, verbose=verbose, image_shape=image_shape,
     )
 
 
-def _draw_rows(rows, labels, filename, show):
+def _draw_rows(rows, labels, filename, show, image_shape=None):
     """Draws equal-length rows of digits one above the other, each row named on the left."""
     columns = len(rows[0])
-    image = tile(np.concatenate(rows), len(rows), columns)
+    image = tile(np.concatenate([as_images(row, image_shape) for row in rows]), len(rows),
+                 columns)
     side = image.shape[0] // len(rows)
     figure, axes = plt.subplots(figsize=(columns, len(rows) + 0.2))
     axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
@@ -176,11 +220,13 @@ def reconstruct(encoder, decoder, x, logits=False, batch_size=128):
     return to_pixels(decoder.predict(z_mean, batch_size=batch_size, verbose=0), logits)
 
 
-def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False, show=False):
+def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False, show=False,
+                         image_shape=None):
     """Draws the first `n` test digits above their reconstructions.
 
     A reconstruction is the decoder's output at the digit's latent mean
     (no sampling noise), so the picture shows what the code keeps of a digit.
+    `image_shape` is that of flattened digits (see `as_images`).
 
     Returns:
         `(originals, reconstructions)`: the two rows of pixels, `(n, ...)` each.
@@ -191,8 +237,8 @@ def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False,
     """
     originals = np.asarray(x_test[:n], dtype=np.float32)
     reconstructions = reconstruct(encoder, decoder, originals, logits)
-    flat = [a.reshape(len(a), -1) for a in (originals, reconstructions)]
-    _draw_rows(flat, ["test digits", "reconstructions"], filename, show)
+    _draw_rows([originals, reconstructions], ["test digits", "reconstructions"], filename, show,
+               image_shape)
     return originals, reconstructions
 
 
@@ -209,8 +255,10 @@ def interpolate(encoder, decoder, start, end, steps=10, logits=False):
 
 
 def plot_interpolation(encoder, decoder, start, end, filename, steps=10, logits=False,
-                       show=False):
+                       show=False, image_shape=None):
     """Draws `start`, the digits along the line between the two latent means, and `end`.
+
+    `image_shape` is that of flattened digits (see `as_images`).
 
     Returns:
         The `steps` decoded digits, pixel values in [0, 1].
@@ -220,10 +268,9 @@ def plot_interpolation(encoder, decoder, start, end, filename, steps=10, logits=
     >>> plot_interpolation(encoder, decoder, x_test[0], x_test[1], "interpolation.png")
     """
     _, digits = interpolate(encoder, decoder, start, end, steps, logits)
-    ends = np.zeros((steps, np.asarray(start).size), dtype=np.float32)
-    ends[0], ends[-1] = np.ravel(start), np.ravel(end)
-    _draw_rows([ends, digits.reshape(steps, -1)], ["test digits", "interpolation"],
-               filename, show)
+    ends = np.zeros((steps, *np.shape(start)), dtype=np.float32)
+    ends[0], ends[-1] = start, end
+    _draw_rows([ends, digits], ["test digits", "interpolation"], filename, show, image_shape)
     return digits
 
 
@@ -256,18 +303,18 @@ def sample_prior(decoder, n, seed=None, logits=False, batch_size=128):
     return z, to_pixels(decoder.predict(z, batch_size=batch_size, verbose=0), logits)
 
 
-def plot_digits(digits, filename, title=None, show=False):
+def plot_digits(digits, filename, title=None, show=False, image_shape=None):
     """Draws digits as one grid picture (see `grid_shape`), white on black."""
     rows, columns = grid_shape(len(digits))
     figure, axes = plt.subplots(figsize=(columns, rows + (0.4 if title else 0)))
-    axes.imshow(tile(digits, rows, columns), cmap="gray", vmin=0.0, vmax=1.0)
+    axes.imshow(tile(digits, rows, columns, image_shape), cmap="gray", vmin=0.0, vmax=1.0)
     axes.axis("off")
     if title:
         axes.set_title(title)
     _finish(figure, filename, show)
 
 
-def plot_samples(decoder, n, filename, seed=None, logits=False, show=False):
+def plot_samples(decoder, n, filename, seed=None, logits=False, show=False, image_shape=None):
     """Generates `n` digits from the prior N(0, I) and draws them as a grid.
 
     50 digits make a 5x10 grid, a square number a square one.
@@ -280,6 +327,7 @@ def plot_samples(decoder, n, filename, seed=None, logits=False, show=False):
         seed: integer seed of the draws, or `None`.
         logits: the decoder outputs logits (`build_conv_vae`): draw their sigmoid.
         show: also open the figure in a window.
+        image_shape: `(height, width, channels)` of flat outputs (see `as_images`).
 
     Returns:
         The generated digits, pixel values in [0, 1].
@@ -289,7 +337,7 @@ def plot_samples(decoder, n, filename, seed=None, logits=False, show=False):
     >>> plot_samples(decoder, 50, "samples.png", seed=1)
     """
     _, digits = sample_prior(decoder, n, seed=seed, logits=logits)
-    plot_digits(digits, filename, show=show)
+    plot_digits(digits, filename, show=show, image_shape=image_shape)
     return digits
 
 
@@ -328,8 +376,11 @@ def plot_architecture(encoder, decoder, prefix):
     import keras
 
     # The VAE drawn as the original examples built it: decoder(encoder(x)[2]).
-    inputs = keras.Input(shape=encoder.input.shape[1:], name="encoder_input")
-    vae = keras.Model(inputs, decoder(encoder(inputs)[2]), name=os.path.basename(prefix))
+    inputs = [keras.Input(shape=t.shape[1:], name=t.name) for t in encoder.inputs]
+    z = encoder(inputs if len(inputs) > 1 else inputs[0])[2]
+    # A conditional decoder also takes the encoder's other input, the label.
+    outputs = decoder([z, *inputs[1:]] if len(inputs) > 1 else z)
+    vae = keras.Model(inputs, outputs, name=os.path.basename(prefix))
     written = []
     for model, filename in [
         (encoder, f"{prefix}_encoder.png"),

@@ -188,7 +188,8 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
       saving leaves the previous epoch's backup, never a torn one;
     - the random streams' state (the `Sampling` layer's seed) is saved too,
       so a resumed run draws the same z as one never interrupted and, with
-      the same `--seed`, ends at the same loss;
+      the same `--seed`, ends at the same loss; and so is a VAE's KL weight
+      (`kl_weight`, which weights files leave out);
     - the backup is kept when training ends: `remove()` it once the results
       are saved, so no moment exists when neither is on disk.
 
@@ -241,9 +242,12 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
         super().on_train_begin(logs)
         try:
             with open(self._training_metadata_path) as f:
-                states = json.load(f).get("random_state")
+                metadata = json.load(f)
         except FileNotFoundError:
             return
+        if metadata.get("kl_weight") is not None and hasattr(self.model, "kl_weight"):
+            self.model.kl_weight.assign(metadata["kl_weight"])
+        states = metadata.get("random_state")
         variables = self._random_state()
         if states is not None and len(states) == len(variables):
             for variable, state in zip(variables, states):
@@ -259,6 +263,8 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             "batch": self._last_batch_seen,
             "random_state": [keras.ops.convert_to_numpy(v).tolist() for v in self._random_state()],
         }
+        if hasattr(self.model, "kl_weight"):
+            metadata["kl_weight"] = float(keras.ops.convert_to_numpy(self.model.kl_weight))
 
         def write(path):
             with open(path, "w") as f:

@@ -210,11 +210,27 @@ def load_weights(model, path):
                 # A trained file holds the optimizer's state too, which an
                 # untrained model cannot take; the weights are what is asked for.
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-                model.load_weights(alias, **options)
+                (_legacy_target(model) if layout == "legacy" else model).load_weights(
+                    alias, **options)
         except (ValueError, KeyError, OSError) as error:
             reason = " ".join(str(error).split()[:40]) or type(error).__name__
             raise _error(path, f"these weights do not fit model {model.name!r} ({reason})",
                          _REBUILD) from None
+
+
+def _legacy_target(model):
+    """What a Keras 2 file loads into: the model's encoder and decoder alone.
+
+    Keras 2 files hold their layers' weights and nothing of the VAE itself,
+    whose one variable of its own (the KL weight, training state) they have
+    no place for; a model made of the two parts takes them as they are.
+    """
+    import keras
+
+    if not (hasattr(model, "encoder") and hasattr(model, "decoder")):
+        return model
+    inputs = keras.Input(shape=model.encoder.input.shape[1:])
+    return keras.Model(inputs, model.decoder(model.encoder(inputs)[2]), name=model.name)
 
 
 def _saved_by_name(model, path):

@@ -1,0 +1,433 @@
+"""What the example scripts share apart from their flags: data, training, saving, pictures.
+
+An example parses its flags (`vae.cli`), then tells the seeds' story in its
+own lines, each a call to this module or to Keras:
+
+>>> with workflow.one_line_errors(args):
+...     data = workflow.load_data(args, flatten=True)
+...     encoder, decoder, vae = build_mlp_vae(original_dim=data.x_test.shape[1])
+...     workflow.describe(args, encoder, decoder, vae)
+...     vae.compile(optimizer=workflow.optimizer(args))
+...     if args.weights:
+...         workflow.load(args, vae)
+...     else:
+...         workflow.fit_and_save(args, vae, data)
+...     workflow.plot(args, encoder, decoder, vae, data)
+...     workflow.evaluate(args, vae, data)
+
+The safety net lives here: a NaN loss leaves the previous weights file as it
+was, Ctrl-C saves the weights reached so far, `--checkpoint-dir` backs up
+every epoch, and a bad file ends the script with one line, never a traceback
+(`--debug` shows it).
+"""
+
+import contextlib
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vae.data import DataError, binarize, load_images
+
+
+@dataclass(frozen=True)
+class Data:
+    """The data of a run, ready for `fit`, `evaluate` and the pictures.
+
+    Attributes:
+        train: what `fit` trains on: the training images (as the model takes
+            them), or a `DynamicBinarization` drawing them afresh each epoch;
+            with labels for a conditional model, `(images, one_hot)`.
+        test: the test set as the model takes it (`validation_data`, `evaluate`).
+        x_test: the test images (flattened for an MLP; binarized if asked).
+        y_test: their labels, or `None` for data without labels.
+        image_shape: `(height, width, channels)` of one image.
+        class_names: the classes' names, or `None`.
+        name: the data's name in the weights file's name: `--dataset`
+            (`mnist`, `fashion_mnist`), or the name of a folder of images.
+    """
+
+    train: object
+    test: object
+    x_test: np.ndarray
+    y_test: np.ndarray | None
+    image_shape: tuple
+    class_names: tuple | None
+    name: str
+
+
+def fail(args, error, message=None, status=1):
+    """Ends the script with one line on stderr and `status`; under --debug, the traceback.
+
+    Interruptions (status 130) are no error: they never show a traceback.
+    """
+    if getattr(args, "debug", False) and status != 130:
+        raise error
+    print(f"{args.name}.py: {message or f'error: {error}'}", file=sys.stderr)
+    sys.exit(status)
+
+
+@contextlib.contextmanager
+def one_line_errors(args):
+    """Ends the script with one line for unusable data, weights or files (status 1), or Ctrl-C (130)."""
+    from vae.weights import WeightsError
+
+    try:
+        yield
+    except (DataError, WeightsError, OSError) as error:
+        fail(args, error)
+    except KeyboardInterrupt as error:  # Ctrl-C outside training: nothing half done to save
+        fail(args, error, "interrupted", status=130)
+
+
+def _subset(x, y, size, seed):
+    if size is None or size >= len(x):
+        return x, y
+    # Seeded even without --seed, so runs without it compare on the same digits.
+    chosen = np.random.default_rng(0 if seed is None else seed).choice(len(x), size, replace=False)
+    return x[chosen], None if y is None else y[chosen]
+
+
+def _split_evenly(args, x, y, which):
+    """Leaves out the last few digits of a set whose last batch would not split over the devices."""
+    extra = len(x) % len(args.devices) if args.devices else 0
+    if extra:
+        print(f"--distribute: left out the last {extra} of the {len(x)} {which} digits, so "
+              f"that every batch splits evenly over the {len(args.devices)} devices")
+    return x[:len(x) - extra], None if y is None else y[:len(y) - extra]
+
+
+def _data_name(args):
+    """The data's name for the weights file: the folder's for a folder of images, else `--dataset`.
+
+    IDX files and `.npz` archives hold MNIST-style datasets, which `--dataset`
+    names (as it names their classes).
+    """
+    path = Path(args.data).expanduser().resolve() if args.data else None
+    if path is None or not path.is_dir() or any(path.glob("*-idx?-ubyte*")) or any(
+            path.glob("*.npz")):
+        return args.dataset
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in path.name) or args.dataset
+
+
+def load_data(args, flatten=False, multiple_of=1, labels=False):
+    """Loads `--data` / `--dataset` as the flags ask, for a model of the given kind.
+
+    Args:
+        args: flags from `vae.cli.parse_args`.
+        flatten: images as rows of pixels (an MLP's input).
+        multiple_of: height and width must be multiples of this (4 for the
+            CNNs, which halve them twice).
+        labels: a conditional model's data: the one-hot labels go with the
+            images, and data without labels is an error.
+
+    Returns:
+        A `Data`.
+
+    Raises:
+        DataError: the data cannot be used, or does not fit the model.
+    """
+    # Read once: the flag check already loaded a --data path (vae.cli).
+    images = args.images or load_images(
+        args.data, args.dataset, args.image_size, args.validation_split, args.seed)
+    source = args.data or args.dataset
+    height, width, _ = images.image_shape
+    if height % multiple_of or width % multiple_of:
+        raise DataError(
+            f"data: {source}: images are {height}x{width}, and this model needs height and "
+            f"width divisible by {multiple_of}; pass --image-size H W with both divisible by "
+            f"{multiple_of} (e.g. --image-size {_round_up(height, multiple_of)} "
+            f"{_round_up(width, multiple_of)})")
+    if labels and images.y_train is None:
+        raise DataError(f"data: {source}: has no labels, and a conditional VAE needs them; use "
+                        "a folder with one subfolder per class, or an .npz with y_train and y_test")
+    x_train, y_train = _subset(images.x_train, images.y_train, args.train_samples, args.seed)
+    x_test, y_test = _subset(images.x_test, images.y_test, args.test_samples, args.seed)
+    x_train, y_train = _split_evenly(args, x_train, y_train, "training")
+    x_test, y_test = _split_evenly(args, x_test, y_test, "test")
+    if flatten:
+        x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))
+    train_labels = test_labels = None
+    if labels:
+        from vae.conditional import one_hot
+
+        classes = len(images.class_names)
+        train_labels, test_labels = one_hot(y_train, classes), one_hot(y_test, classes)
+    if args.binarize == "dynamic":
+        from vae.data import DynamicBinarization
+
+        # Batches drawn afresh each epoch (with their labels); a fixed draw of
+        # the test digits, so every run scores the same ones.
+        train = DynamicBinarization(x_train, args.batch_size, seed=args.seed,
+                                    labels=train_labels)
+        x_test = binarize(x_test, "dynamic")
+    else:
+        if args.binarize == "static":
+            x_train, x_test = binarize(x_train), binarize(x_test)
+        train = x_train if train_labels is None else (x_train, train_labels)
+    test = x_test if test_labels is None else (x_test, test_labels)
+    return Data(train, test, x_test, y_test, images.image_shape, images.class_names,
+                _data_name(args))
+
+
+def _round_up(value, multiple):
+    return -(-value // multiple) * multiple
+
+
+def describe(args, encoder, decoder, vae):
+    """Prints the backend and the models' summaries, and draws their diagrams."""
+    import keras
+
+    from vae.plotting import plot_architecture
+
+    # The log says which engine ran: speed and the last digits differ between them.
+    print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
+    encoder.summary()
+    decoder.summary()
+    vae.summary()
+    plot_architecture(encoder, decoder, os.path.join(args.out, args.name))
+
+
+def optimizer(args):
+    """The example's optimizer, with --learning-rate if given."""
+    rate = getattr(args, "learning_rate", None)
+    if rate is None or not isinstance(args.optimizer, str):
+        return args.optimizer  # an example that builds its own optimizer sets its own rate
+    import keras
+
+    built = keras.optimizers.get(args.optimizer)
+    built.learning_rate = rate
+    return built
+
+
+def weights_path(args, data):
+    """Where the trained weights go: `<out>/<name>_<data>.h5`, e.g. `vae_mlp_mnist.h5`."""
+    return os.path.join(args.out, f"{args.name}_{data.name}.h5")
+
+
+def load(args, vae):
+    """Loads `-w` into `vae` (Keras 3 or original Keras 2 weights): training is skipped."""
+    from vae.weights import load_weights
+
+    load_weights(vae, args.weights)
+    print(f"loaded weights from {args.weights}; training skipped")
+
+
+def _tensorboard(args, image_shape):
+    """The callbacks of --logdir: Keras's TensorBoard for the losses, and generated digits."""
+    import keras
+
+    from vae.callbacks import TensorBoardImages
+
+    logdir = os.path.join(args.logdir, args.name)
+    print(f"TensorBoard logs go to {logdir}; view them with: tensorboard --logdir {args.logdir}")
+    return [keras.callbacks.TensorBoard(logdir),
+            TensorBoardImages(logdir, seed=args.seed, image_shape=image_shape)]
+
+
+def fit_and_save(args, vae, data, callbacks=()):
+    """Fits `vae` under the safeguards, then saves its weights (`weights_path`).
+
+    `--kl-warmup` raises the KL weight over the first epochs; `--logdir`
+    logs to TensorBoard. A NaN or infinite loss ends the script with status
+    1 and leaves the weights file as it was; Ctrl-C saves the weights reached
+    so far and ends it with status 130; `--checkpoint-dir` backs up every
+    epoch, `--resume` continues from that backup.
+
+    Returns:
+        The `History` of `fit`.
+    """
+    from vae.callbacks import KLWarmup
+    from vae.safeguards import (
+        NonFiniteLossError,
+        StopOnInterrupt,
+        StopOnNonFiniteLoss,
+        TrainingBackup,
+        TrainingInterrupted,
+    )
+    from vae.weights import WeightsError, describe_mismatch, save_weights
+
+    weights_file = weights_path(args, data)
+    # The NaN check first, so no other callback sees the ruined epoch.
+    before = [StopOnNonFiniteLoss()]
+    backup = None
+    if args.checkpoint_dir:
+        backup = TrainingBackup(os.path.join(args.checkpoint_dir, args.name))
+        if args.resume:
+            mismatch = describe_mismatch(vae, backup.weights_path)
+            if mismatch:
+                raise WeightsError(
+                    f"--resume: the backup {backup.weights_path} does not fit this model: "
+                    f"{mismatch}; resume with the flags of the interrupted run, or delete "
+                    f"{backup.backup_dir} to start afresh")
+            print(f"resuming from {backup.backup_dir}: {backup.completed_epochs()} of "
+                  f"{args.epochs} epochs done")
+        before.append(backup)
+    if args.kl_warmup:
+        before.append(KLWarmup(args.kl_warmup))
+    callbacks = list(callbacks)
+    if args.logdir:
+        callbacks += _tensorboard(args, data.image_shape)
+    # Last, so that the backup of an epoch completed is written before it stops.
+    stop = StopOnInterrupt()
+    try:
+        history = vae.fit(
+            data.train, epochs=args.epochs, batch_size=args.batch_size,
+            validation_data=(data.test, None), callbacks=[*before, *callbacks, stop],
+        )
+    except NonFiniteLossError as error:
+        kept = (f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
+                if backup and backup.completed_epochs() else "")
+        fail(args, error, f"error: {error}, so {weights_file} was not written{kept}; "
+                          "lower the learning rate (--learning-rate) or check the data")
+    except TrainingInterrupted as where:
+        save_weights(vae, weights_file)
+        resume = ""
+        if backup and backup.completed_epochs():
+            resume = (f"; --resume continues from the end of epoch {backup.completed_epochs()} "
+                      f"(backup in {backup.backup_dir})")
+        fail(args, where, f"{where}: saved the weights reached so far to {weights_file}"
+                          f"{resume}", status=130)
+    finally:
+        stop.restore()
+    save_weights(vae, weights_file)
+    print(f"saved weights to {weights_file}")
+    if backup:
+        backup.remove()  # only now: until the weights were saved, it was the only copy
+    if stop.interrupted:  # Ctrl-C after the last batch: the run is complete, stop here
+        fail(args, KeyboardInterrupt(), f"interrupted after the last epoch: saved the weights "
+                                        f"to {weights_file}", status=130)
+    return history
+
+
+def _end_data_parallel(args):
+    if args.devices:  # the pictures predict on batches of any size
+        from vae.distribute import end_data_parallel
+
+        end_data_parallel()
+
+
+def plot(args, encoder, decoder, vae, data):
+    """Draws the pictures into `<out>/<name>/`.
+
+    `vae_mean.png` (the test set's latent means) and `digits_over_latent.png`
+    (digits decoded over the latent plane), as the original examples;
+    `reconstructions.png` and `interpolation.png`; and with `--samples N`,
+    `samples.png`, N digits generated from the prior.
+    """
+    from vae.plotting import plot_interpolation, plot_reconstructions, plot_results, plot_samples
+
+    _end_data_parallel(args)
+    # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
+    logits = getattr(vae, "reconstruction", None) == "bce_logits"
+    pictures = os.path.join(args.out, args.name)
+    shape = data.image_shape
+    x_test, y_test = data.x_test, data.y_test
+    plot_results((encoder, decoder), (x_test, y_test), batch_size=args.batch_size,
+                 model_name=pictures, show=args.show, logits=logits, image_shape=shape,
+                 class_names=data.class_names)
+    plot_reconstructions(encoder, decoder, x_test, os.path.join(pictures, "reconstructions.png"),
+                         logits=logits, show=args.show, image_shape=shape)
+    # From the first test digit to the first one of another class (the second
+    # digit without labels).
+    other = 1 if y_test is None else max(int(np.argmax(y_test != y_test[0])), 1)
+    plot_interpolation(encoder, decoder, x_test[0], x_test[other],
+                       os.path.join(pictures, "interpolation.png"), logits=logits,
+                       show=args.show, image_shape=shape)
+    if args.samples:
+        samples_file = os.path.join(pictures, "samples.png")
+        plot_samples(decoder, args.samples, samples_file, seed=args.seed, logits=logits,
+                     show=args.show, image_shape=shape)
+        print(f"saved {args.samples} digits generated from the prior to {samples_file}")
+
+
+def evaluate(args, vae, data):
+    """Prints the test-set loss and its terms, and returns them.
+
+    Returns:
+        A dict with `loss`, `reconstruction_loss`, `kl_loss` and
+        `negative_elbo` (the loss without beta or a KL warm-up).
+    """
+    metrics = vae.evaluate(data.test, batch_size=args.batch_size, verbose=0, return_dict=True)
+    weighted = "" if float(vae.kl_weight) == 1.0 else f" x {float(vae.kl_weight):g}"
+    print(
+        f"test loss: {metrics['loss']:.2f} nats per digit "
+        f"(reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}"
+        f"{weighted}) on {len(data.x_test)} digits"
+    )
+    if weighted:
+        print(f"test negative ELBO (KL weight 1): {metrics['negative_elbo']:.2f} nats per digit")
+    return metrics
+
+
+_DIGITS = {
+    "none": "grey levels",
+    "static": "binarized at 0.5",
+    "dynamic": "binarized by one fixed Bernoulli draw",
+}
+
+
+def load_then_evaluate(args, models):
+    """Loads `--weights`, then prints the test ELBO and the importance-sampled NLL.
+
+    Both in nats per digit, with the standard error over digits. The NLL is
+    reported only where it is a likelihood: binary digits for cross-entropy
+    models (any digits for a Gaussian decoder, where it is a density).
+
+    Args:
+        args: flags from `vae.cli.parse_evaluation_args`.
+        models: `(encoder, decoder, vae)` from the builder the weights came from.
+
+    Returns:
+        A dict: `elbo` and `nll`, each `(mean, standard error)`; `nll` is
+        `None` where not reported.
+    """
+    from vae.data import load_mnist
+    from vae.evaluation import (
+        elbo,
+        importance_sampled_log_likelihood,
+        is_binary,
+        mean_and_standard_error,
+    )
+    from vae.weights import load_weights
+
+    encoder, _, vae = models
+    with one_line_errors(args):
+        _, (x_test, y_test) = load_mnist(args.data, flatten=len(encoder.input.shape) == 2)
+        x_test, _ = _subset(x_test, y_test, args.test_samples, args.seed)
+        if args.binarize != "none":
+            x_test = binarize(x_test, args.binarize)
+        load_weights(vae, args.weights)
+    import keras
+
+    print(f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
+          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}; "
+          f"{keras.backend.backend()} backend")
+    gaussian = vae.reconstruction == "mse"
+    nll = None
+    if gaussian or is_binary(x_test):
+        log_px, elbos = importance_sampled_log_likelihood(
+            vae, x_test, k=args.k, batch_size=args.batch_size, seed=args.seed,
+            return_elbo=True,
+        )
+        nll = mean_and_standard_error(-log_px)
+    else:
+        with warnings.catch_warnings():  # the note below says it, in full
+            warnings.simplefilter("ignore", UserWarning)
+            elbos = elbo(vae, x_test, batch_size=args.batch_size, seed=args.seed)
+    result = {"elbo": mean_and_standard_error(elbos), "nll": nll}
+    print(f"test ELBO: {result['elbo'][0]:.2f} +- {result['elbo'][1]:.2f} nats per digit "
+          "(+- one standard error over digits)")
+    if nll is not None:
+        print(f"NLL (importance sampled, k={args.k}): {nll[0]:.2f} +- {nll[1]:.2f} nats per digit")
+    if gaussian:
+        print("note: a Gaussian decoder (variance 1/2 per pixel) gives a density, not a "
+              "probability: these numbers compare with no binarized-MNIST result")
+    elif nll is None:
+        print("note: binary cross-entropy on grey levels is not a proper likelihood, so the "
+              "ELBO above bounds no log-probability and no NLL is reported; pass "
+              "--binarize dynamic (or static) for likelihood numbers")
+    return result
