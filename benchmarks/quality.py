@@ -1,134 +1,232 @@
-"""Quality benchmark: the TensorFlow tutorial's convolutional VAE on dynamically binarized MNIST.
+"""Quality benchmark: published MNIST likelihoods, reproduced.
 
-Trains `build_conv_vae` (latent 50, Adam 1e-4, batch 100; the tutorial's
-settings) on training digits binarized afresh every epoch, then prints the
-test-set ELBO and the negative log-likelihood estimated by importance
-sampling with k = 5000 draws per digit, beside the published numbers for a
-VAE on the same data. The test digits are one fixed Bernoulli draw (seed 0).
-Numbers are nats per digit with one standard error over digits.
+Each run trains one model on dynamically binarized MNIST (all 60,000
+training digits, drawn afresh every epoch), backing up every epoch to
+`~/quality-runs/<run>/` so that an interrupted run continues with
+`--resume`, possibly in a later session. When it finishes it saves the
+weights to `benchmarks/results/<run>.weights.h5`, estimates the negative
+log-likelihood by importance sampling with k = 5000 draws on all 10,000 test
+digits (one fixed Bernoulli draw, the one `examples/evaluate.py` uses), and
+writes `benchmarks/results/<run>.json` with the numbers and the command that
+recomputes them from the weights.
 
-    python benchmarks/quality.py --data ../shared/data/mnist           # the full run
-    python benchmarks/quality.py --data ../shared/data/mnist --backend jax   # on JAX
-    python benchmarks/quality.py --data ../shared/data/mnist --epochs 1 \\
-        --train-samples 2000 --test-samples 200 --k 100               # a smoke test
-    python benchmarks/quality.py -w quality/cvae.weights.h5 --k 5000   # evaluate only
+Runs:
 
-The weights are saved to <out>/cvae.weights.h5 after training, so the
-evaluation can be rerun (or run with another k) without training again.
+  burda_vae_k1    Burda et al. 2015's VAE: 784-200-200-50 tanh, Bernoulli logits,
+                  k = 1 (the ELBO); Adam (epsilon 1e-4), batch 20, eight stages of
+                  3^(i-1) epochs with the learning rate 1e-3 * 10^(-(i-1)/7):
+                  3,280 epochs. Published NLL 86.76.
+  burda_iwae_k5   the same model and schedule, trained on the IWAE bound with
+                  k = 5. Published NLL 85.54.
+  conv_vae        the TensorFlow tutorial's conv VAE (latent 50, Adam 1e-4,
+                  batch 100) for its full 100 epochs.
+
+    python benchmarks/quality.py burda_vae_k1 --data ../shared/data/mnist
+    python benchmarks/quality.py burda_vae_k1 --data ../shared/data/mnist --resume
+    python benchmarks/quality.py burda_vae_k1 --data ../shared/data/mnist --epochs 2 \\
+        --train-samples 2000 --test-samples 200 --k 100 --results /tmp/smoke   # a smoke test
+
+--epochs N stops after N epochs of the schedule (a shorter run, named so in
+its results). JAX is the default backend: on the 2-core CPU it trains these
+models fastest (see benchmarks/README.md).
 """
 
 import argparse
+import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
 # Run from a checkout without installing: make the repository importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from vae import cli  # argparse and numpy only: Keras is not imported yet
+from vae import cli  # argparse only: Keras is not imported yet
 
-# (model, reference, NLL in nats) on dynamically binarized MNIST.
-PUBLISHED = [
-    ("VAE", "Rezende & Mohamed 2015", 89.9),
-    ("VAE", "pythae's reproduction", 89.78),
-    ("VAE", "Burda et al. 2015", 86.76),
-    ("IWAE, k=50", "Burda et al. 2015", 84.78),
-]
+RUNS = {
+    "burda_vae_k1": dict(model="burda", k=1, schedule="burda", batch_size=20, published=86.76),
+    "burda_iwae_k5": dict(model="burda", k=5, schedule="burda", batch_size=20, published=85.54),
+    "conv_vae": dict(model="conv", k=1, schedule="constant", batch_size=100, published=None),
+}
+MODELS = {
+    "burda": "784-200-200-50 tanh, Bernoulli logits (Burda et al. 2015)",
+    "conv": "conv VAE of the TensorFlow tutorial, latent 50",
+}
+BURDA_STAGES = 8
+
+
+def burda_schedule(epoch):
+    """(stage from 1, learning rate) of a 0-based epoch: stage i lasts 3^(i-1) epochs."""
+    stage, end = 1, 1
+    while epoch >= end and stage < BURDA_STAGES:
+        stage += 1
+        end += 3 ** (stage - 1)
+    return stage, 1e-3 * 10 ** (-(stage - 1) / 7)
+
+
+def schedule_epochs(schedule):
+    return sum(3 ** i for i in range(BURDA_STAGES)) if schedule == "burda" else 100
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", choices=sorted(RUNS))
     parser.add_argument("--data", metavar="PATH",
                         help="mnist.npz or a folder of MNIST IDX files (default: as load_mnist)")
-    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100)")
-    parser.add_argument("--batch-size", type=int, default=100, help="batch size (default 100)")
-    parser.add_argument("--learning-rate", type=float, default=1e-4,
-                        help="Adam's learning rate (default 1e-4)")
-    parser.add_argument("--latent-dim", type=int, default=50, help="dimension of z (default 50)")
-    parser.add_argument("--kl", choices=["analytic", "monte_carlo"], default="analytic",
-                        help="KL term of the training loss (default analytic)")
-    parser.add_argument("--k", type=int, default=5000,
-                        help="importance samples per digit (default 5000, as published)")
-    parser.add_argument("--train-samples", type=int, metavar="M",
-                        help="train on the first M training digits (default all 60,000)")
-    parser.add_argument("--test-samples", type=int, metavar="K",
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run backed up in --checkpoint-dir")
+    parser.add_argument("--checkpoint-dir", default=os.path.expanduser("~/quality-runs"),
+                        help="where the runs back up every epoch (default %(default)s)")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
+                        help="where the weights and the JSON go (default benchmarks/results)")
+    parser.add_argument("--epochs", type=cli.positive(1),
+                        help="stop after this many epochs of the schedule (default: all)")
+    parser.add_argument("--k", type=cli.positive(1), default=5000,
+                        help="importance samples per test digit (default %(default)s)")
+    parser.add_argument("--train-samples", type=cli.positive(1), metavar="M",
+                        help="train on the first M digits (default all 60,000)")
+    parser.add_argument("--test-samples", type=cli.positive(1), metavar="K",
                         help="evaluate on the first K test digits (default all 10,000)")
-    parser.add_argument("--nll-samples", type=int, metavar="N",
-                        help="estimate the NLL on the first N of those only (it costs k decoder "
-                             "passes per digit); default all")
-    parser.add_argument("--seed", type=int, default=0, help="seed of weights and draws (default 0)")
-    parser.add_argument("-w", "--weights", metavar="FILE",
-                        help="evaluate these weights instead of training")
-    parser.add_argument("--out", default="quality", help="folder for the weights (default quality)")
-    cli.add_backend_flag(parser)
+    parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    parser.add_argument("--backend", choices=sorted(cli.BACKENDS), default="jax",
+                        help="Keras backend (default %(default)s)")
     args = parser.parse_args(argv)
-    cli.choose_backend(parser, args.backend)
+    cli.choose_backend(parser, args.backend, command_line=argv is None)
     return args
+
+
+def _build(run):
+    from vae.models import BURDA_MLP, build_conv_vae, build_mlp_vae
+
+    if run["model"] == "burda":
+        return build_mlp_vae(**BURDA_MLP, k=run["k"], seed=0)
+    return build_conv_vae(latent_dim=50, seed=0)
+
+
+class _EpochSeconds:
+    """Seconds of every epoch, kept beside the backup so a resumed run adds up all its sessions."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, "epoch_seconds.json")
+        try:
+            with open(self.path) as f:
+                self.seconds = json.load(f)
+        except FileNotFoundError:
+            self.seconds = []
+
+    def callback(self):
+        import keras
+
+        from vae.atomic import atomic_write
+
+        timer = self
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                timer.seconds = timer.seconds[:epoch] + [time.perf_counter() - self.started]
+
+                def write(path):
+                    with open(path, "w") as f:
+                        json.dump(timer.seconds, f)
+
+                atomic_write(timer.path, write)
+
+        return Timer()
 
 
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    run = RUNS[args.run]
 
     import keras
 
-    from vae.callbacks import EpochSummary
     from vae.data import DynamicBinarization, binarize, load_mnist
-    from vae.evaluation import elbo, importance_sampled_log_likelihood, mean_and_standard_error
-    from vae.models import build_conv_vae
-    from vae.weights import load_weights, save_weights
+    from vae.evaluation import importance_sampled_log_likelihood, mean_and_standard_error
+    from vae.safeguards import StopOnNonFiniteLoss, TrainingBackup
+    from vae.weights import save_weights
 
     keras.utils.set_random_seed(args.seed)
-    (x_train, _), (x_test, _) = load_mnist(args.data)
-    x_train, x_test = x_train[: args.train_samples], x_test[: args.test_samples]
-    x_test = binarize(x_test, "dynamic")
-    _, _, vae = build_conv_vae(latent_dim=args.latent_dim, kl=args.kl, seed=args.seed)
-    vae.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
-
-    seconds_per_epoch = None
-    if args.weights:
-        load_weights(vae, args.weights)
-        training = f"weights {os.path.basename(args.weights)}"
-        print(f"loaded {args.weights}; training skipped")
+    flat = run["model"] == "burda"
+    (x_train, _), (x_test, _) = load_mnist(args.data, flatten=flat)
+    x_train, x_test = x_train[:args.train_samples], x_test[:args.test_samples]
+    x_test = binarize(x_test, "dynamic")  # seed 0: evaluate.py's digits
+    _, _, vae = _build(run)
+    epochs = args.epochs or schedule_epochs(run["schedule"])
+    if run["schedule"] == "burda":
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3, epsilon=1e-4))
+        callbacks = [keras.callbacks.LearningRateScheduler(lambda e: burda_schedule(e)[1])]
     else:
-        train = DynamicBinarization(x_train, args.batch_size, seed=args.seed)
-        started = time.perf_counter()
-        vae.fit(train, epochs=args.epochs, validation_data=(x_test, None),
-                batch_size=args.batch_size, callbacks=[EpochSummary()], verbose=2)
-        seconds_per_epoch = (time.perf_counter() - started) / max(args.epochs, 1)
-        training = f"{args.epochs} epoch{'' if args.epochs == 1 else 's'} on {len(x_train)} digits"
-        os.makedirs(args.out, exist_ok=True)
-        weights_file = os.path.join(args.out, "cvae.weights.h5")
-        save_weights(vae, weights_file)
-        print(f"saved {weights_file}")
+        vae.compile(optimizer=keras.optimizers.Adam(1e-4))
+        callbacks = []
 
+    backup_dir = os.path.join(args.checkpoint_dir, args.run)
+    backup = TrainingBackup(backup_dir)
+    if backup.completed_epochs() is not None and not args.resume:
+        sys.exit(f"quality.py: error: {backup_dir} holds an unfinished run "
+                 f"({backup.completed_epochs()} epochs); add --resume, or delete it")
+    if args.resume and backup.completed_epochs() is None:
+        sys.exit(f"quality.py: error: --resume: no backup of {args.run} in {backup_dir}; run "
+                 "without --resume to start")
+    if args.resume:
+        print(f"resuming {args.run} from {backup_dir}: {backup.completed_epochs()} of "
+              f"{epochs} epochs done")
+    timer = _EpochSeconds(backup_dir)
+    train = DynamicBinarization(x_train, run["batch_size"], seed=args.seed)
+    print(f"{args.run}: {MODELS[run['model']]}, k = {run['k']}, {epochs} epochs, batch "
+          f"{run['batch_size']}, {len(x_train)} digits, {keras.backend.backend()} backend")
+    # Burda's schedule has thousands of short epochs: the test set is scored every tenth.
+    vae.fit(train, epochs=epochs, validation_data=(x_test, None), verbose=2,
+            validation_freq=10 if run["schedule"] == "burda" else 1,
+            callbacks=[StopOnNonFiniteLoss(), backup, timer.callback(), *callbacks])
+
+    os.makedirs(args.results, exist_ok=True)
+    weights_file = os.path.join(args.results, f"{args.run}.weights.h5")
+    save_weights(vae, weights_file)
+    print(f"saved {weights_file}")
     started = time.perf_counter()
-    elbo_mean, elbo_error = mean_and_standard_error(elbo(vae, x_test, seed=args.seed))
-    x_nll = x_test[: args.nll_samples]
-    print(f"importance sampling: {len(x_nll)} digits x k = {args.k} decoder passes")
-    log_px = importance_sampled_log_likelihood(vae, x_nll, k=args.k, seed=args.seed)
-    nll, nll_error = mean_and_standard_error(-log_px)
+    log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=args.k, seed=args.seed,
+                                                      return_elbo=True)
+    nll, nll_se = mean_and_standard_error(-log_px)
+    elbo, elbo_se = mean_and_standard_error(elbos)
     evaluation_seconds = time.perf_counter() - started
-
-    this = f"conv VAE, latent {args.latent_dim} (this run)"
-    rows = [(this, training,
-             f"{-elbo_mean:.2f} +- {elbo_error:.2f}",
-             f"{nll:.2f} +- {nll_error:.2f} (k={args.k}, {len(x_nll)} digits)")]
-    rows += [(model, reference, "", f"{value:.2f}") for model, reference, value in PUBLISHED]
-    header = ("model", "training / reference", "-ELBO (nats)", "NLL (nats)")
-    widths = [max(len(row[i]) for row in rows + [header]) for i in range(4)]
-    print()
-    print("dynamically binarized MNIST, test set: " + f"{len(x_test)} digits")
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |")
-    print()
-    if seconds_per_epoch is not None:
-        print(f"training: {seconds_per_epoch:.1f} s per epoch on the "
-              f"{keras.backend.backend()} backend")
-    print(f"evaluation: {evaluation_seconds:.0f} s")
+    relative = os.path.relpath(weights_file, ROOT)
+    result = {
+        "run": args.run,
+        "model": MODELS[run["model"]],
+        "k_train": run["k"],
+        "epochs": epochs,
+        "schedule": (f"Burda et al.: Adam (epsilon 1e-4), {BURDA_STAGES} stages of 3^(i-1) "
+                     "epochs, learning rate 1e-3 * 10^(-(i-1)/7)"
+                     if run["schedule"] == "burda" else "Adam 1e-4"),
+        "batch_size": run["batch_size"],
+        "train_digits": len(x_train),
+        "backend": keras.backend.backend(),
+        "train_seconds": round(sum(timer.seconds), 1),
+        "nll": round(nll, 3), "nll_se": round(nll_se, 3),
+        "elbo": round(elbo, 3), "elbo_se": round(elbo_se, 3),
+        "test_digits": len(x_test), "k_eval": args.k,
+        "evaluation_seconds": round(evaluation_seconds, 1),
+        "published_nll": run["published"],
+        "evaluate": (f"python examples/evaluate.py -w {relative} --model {run['model']} "
+                     f"--k {args.k} --binarize dynamic"),
+    }
+    with open(os.path.join(args.results, f"{args.run}.json"), "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    # The results are saved: only now may the backup go.
+    if os.path.exists(timer.path):
+        os.remove(timer.path)
+    backup.remove()
+    print(json.dumps(result, indent=2))
+    if not math.isfinite(nll):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

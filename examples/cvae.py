@@ -51,7 +51,7 @@ def main(argv=None):
         data = workflow.load_data(args, multiple_of=4)
         encoder, decoder, vae = build_conv_vae(
             input_shape=data.image_shape, latent_dim=args.latent_dim,
-            loss="mse" if args.mse else "bce_logits", kl=args.kl, beta=args.beta,
+            loss="mse" if args.mse else "bce_logits", kl=args.kl, beta=args.beta, k=args.k,
             seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)

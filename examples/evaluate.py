@@ -14,6 +14,7 @@ levels is no probability, so with --binarize none only the ELBO is printed
 for cross-entropy models.
 
     python examples/evaluate.py -w cvae_mnist.h5 --model conv --k 1000
+    python examples/evaluate.py -w benchmarks/results/burda_vae_k1.weights.h5 --model burda
     python examples/evaluate.py -w vae_mlp_mnist.h5 --model mlp --binarize static
     python examples/evaluate.py -w vae_cnn_mnist.h5 --model cnn --mse --binarize none
 """
@@ -25,9 +26,12 @@ def main(argv=None):
     args = cli.parse_evaluation_args(__doc__, argv)
 
     from vae import build_cnn_vae, build_conv_vae, build_mlp_vae, workflow
+    from vae.models import BURDA_MLP
 
     if args.model == "mlp":
         models = build_mlp_vae(latent_dim=args.latent_dim, loss=args.loss)
+    elif args.model == "burda":
+        models = build_mlp_vae(**{**BURDA_MLP, "latent_dim": args.latent_dim})
     elif args.model == "cnn":
         models = build_cnn_vae(latent_dim=args.latent_dim, loss=args.loss)
     else:

@@ -33,7 +33,7 @@ def main(argv=None):
         data = workflow.load_data(args, multiple_of=4)
         encoder, decoder, vae = build_cnn_vae(
             input_shape=data.image_shape, filters=16, kernel_size=3,
-            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, seed=args.seed,
+            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, k=args.k, seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
         vae.compile(optimizer=workflow.optimizer(args))

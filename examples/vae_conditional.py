@@ -33,7 +33,7 @@ def _conditional_flags(parser):
 
 def main(argv=None):
     args = cli.parse_args("vae_conditional", __doc__, epochs=50, optimizer="adam", argv=argv,
-                          extra=_conditional_flags)
+                          extra=_conditional_flags, iwae=False)
 
     from vae import workflow
     from vae.data import DataError

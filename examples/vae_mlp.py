@@ -33,7 +33,7 @@ def main(argv=None):
         data = workflow.load_data(args, flatten=True)
         encoder, decoder, vae = build_mlp_vae(
             original_dim=data.x_test.shape[1], intermediate_dim=512,
-            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, seed=args.seed,
+            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, k=args.k, seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
         vae.compile(optimizer=workflow.optimizer(args))

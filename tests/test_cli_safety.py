@@ -159,6 +159,7 @@ CASES = {
     "image size 0": (["--image-size", "0", "28"], 2, ["--image-size", "0 is below 1"]),
     "validation split 1": (["--validation-split", "1"], 2, ["not a fraction"]),
     "beta below 0": (["--beta", "-1"], 2, ["--beta", "not a number >= 0"]),
+    "k with beta": (["--k", "5", "--beta", "2"], 2, ["--k 5", "leave out --beta"]),
     # These need the model, so Keras.
     "weights latent 50 into 2": (["-w", "{latent50}", "--data", "{small}"], 1,
                                  ["encoder/z_mean", "(512, 50) in the file", "(512, 2) in the model"]),

@@ -198,3 +198,13 @@ def test_conditional_vae_draws_the_digit_asked_for_and_reloads(mnist_path, tmp_p
     assert "Epoch" not in reloaded and "training skipped" in reloaded
     assert (tmp_path / "again" / "vae_conditional" / "digit_3.png").exists()
     assert final_test_loss(reloaded) == pytest.approx(final_test_loss(out), rel=0.05)
+
+
+def test_iwae_from_the_command_line(mnist_path, tmp_path):
+    out = run("vae_mlp.py", "--data", str(mnist_path), "--k", "5", "--binarize", "dynamic",
+              "--latent-dim", "10", "--epochs", "2", *SMALL, "--out", "results", cwd=tmp_path)
+    bound = final_test_loss(out)
+    assert "importance-weighted bound of k = 5 draws" in out
+    elbo = float(re.search(r"test negative ELBO: ([\d.]+)", out).group(1))
+    assert bound < elbo  # the tighter bound, from the same draws
+    assert (tmp_path / "results" / "vae_mlp_mnist.h5").exists()

@@ -244,7 +244,8 @@ def _set_up_process(parser, backend, argv):
         print_warnings_in_one_line(parser.prog)
 
 
-def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None):
+def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, extra=None,
+               iwae=True):
     """Parses the flags shared by the example scripts.
 
     Args:
@@ -258,6 +259,7 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
         defaults: other defaults for the shared flags, e.g.
             `{"batch_size": 100, "latent_dim": 50}`.
         extra: a function that adds the example's own flags to the parser.
+        iwae: offer `--k`, training on the importance-weighted bound.
 
     Returns:
         The parsed `argparse.Namespace`, with `name`, `optimizer` and `loss`
@@ -310,6 +312,11 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
     parser.add_argument("--kl-warmup", type=positive(0), default=0, metavar="N",
                         help="raise the KL weight linearly from 0 to --beta over the first "
                              "N epochs (default %(default)s: no warm-up)")
+    if iwae:
+        parser.add_argument("--k", type=positive(1), default=1, metavar="K",
+                            help="draws of z per digit: above 1, train on the importance-"
+                                 "weighted bound (IWAE, Burda et al. 2015) instead of the ELBO "
+                                 "(default %(default)s)")
     parser.add_argument("--train-samples", type=positive(1), metavar="M",
                         help="train on a random subset of M digits")
     parser.add_argument("--test-samples", type=positive(1), metavar="K",
@@ -367,6 +374,9 @@ def parse_args(name, description, epochs, optimizer, argv=None, defaults=None, e
     if args.mse and args.loss == "bce":
         parser.fail("--mse and --loss bce contradict each other: give one")
     args.loss = "mse" if args.mse else (args.loss or "bce")
+    if getattr(args, "k", 1) > 1 and (args.beta != 1 or args.kl_warmup):
+        parser.fail(f"--k {args.k} trains on the importance-weighted bound, which has no KL "
+                    "term to weight: leave out --beta and --kl-warmup, or --k")
     args.mse = args.loss == "mse"
     _check_paths(parser, args)
     # TensorFlow's C++ start-up chatter buries the model summaries.
@@ -426,13 +436,14 @@ def parse_evaluation_args(description, argv=None):
     )
     parser.add_argument("-w", "--weights", metavar="FILE", required=True,
                         help="weights saved by vae_mlp.py, vae_cnn.py, cvae.py or save_weights")
-    parser.add_argument("--model", choices=["mlp", "cnn", "conv"], required=True,
-                        help="the architecture: vae_mlp.py's, vae_cnn.py's or cvae.py's")
+    parser.add_argument("--model", choices=["mlp", "cnn", "conv", "burda"], required=True,
+                        help="the architecture: vae_mlp.py's, vae_cnn.py's, cvae.py's, or "
+                             "Burda et al.'s 784-200-200-50 tanh MLP (benchmarks/quality.py)")
     parser.add_argument("-m", "--mse", action="store_true",
                         help="the model was trained with --mse (a Gaussian decoder)")
     parser.add_argument("--latent-dim", type=positive(1),
                         help="dimension of z it was trained with (default: 2 for mlp and cnn, "
-                             "50 for conv)")
+                             "50 for conv and burda)")
     parser.add_argument("--k", type=positive(1), default=1000,
                         help="importance samples per digit (default %(default)s; the published "
                              "numbers use 5000)")
@@ -453,9 +464,9 @@ def parse_evaluation_args(description, argv=None):
     args = parser.parse_args(argv)
     _set_up_process(parser, args.backend, argv)
     args.name = "evaluate"
-    conv = args.model == "conv"
-    args.loss = "mse" if args.mse else ("bce_logits" if conv else "bce")
+    logits = args.model in ("conv", "burda")
+    args.loss = "mse" if args.mse else ("bce_logits" if logits else "bce")
     if args.latent_dim is None:
-        args.latent_dim = 50 if conv else 2
+        args.latent_dim = 50 if logits else 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return args

@@ -72,25 +72,42 @@ class ImportanceWeights(keras.Model):
     def call(self, inputs):
         x, epsilon = inputs
         z_mean, z_log_var, _ = self.encoder(x, training=False)
-        z_mean = ops.cast(z_mean, "float32")[:, None, :]
-        z_log_var = ops.cast(z_log_var, "float32")[:, None, :]
-        epsilon = ops.cast(epsilon, "float32")
-        z = z_mean + ops.exp(0.5 * z_log_var) * epsilon  # (m, s, latent_dim)
-        digits, draws = ops.shape(epsilon)[0], ops.shape(epsilon)[1]
-        decoded = self.decoder(ops.reshape(z, (-1, ops.shape(z)[-1])), training=False)
-        # Row i * s + j of the decoded batch belongs to digit i.
-        repeated = ops.repeat(ops.cast(x, "float32"), draws, axis=0)
-        # Scored straight from the decoder's output: on TensorFlow a sigmoid's
-        # output carries its logits there, which keeps "bce" exact.
-        log_px_z = reconstruction_log_likelihood(
-            repeated, ops.cast(decoded, "float32"), self.reconstruction
-        )
-        log_px_z = ops.reshape(log_px_z, (digits, draws))
-        log_weights = (
-            log_px_z + gaussian_log_density(z) - gaussian_log_density(z, z_mean, z_log_var)
-        )
-        kl = kl_divergence(z_mean[:, 0], z_log_var[:, 0])
+        log_weights, log_px_z, _ = log_importance_weights(
+            self.decoder, self.reconstruction, x, z_mean, z_log_var, epsilon)
+        kl = kl_divergence(ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"))
         return ops.logsumexp(log_weights, axis=1), ops.sum(log_px_z, axis=1), kl
+
+
+def log_importance_weights(decoder, loss, x, z_mean, z_log_var, epsilon, training=False):
+    """`log p(x|z_ij) + log p(z_ij) - log q(z_ij|x_i)` for `s` draws `z_ij` per digit.
+
+    Args:
+        decoder: a model mapping z to the reconstruction.
+        loss: the reconstruction term, `"bce"`, `"mse"` or `"bce_logits"`.
+        x: the digits, `(m, ...)`.
+        z_mean, z_log_var: the encoder's Gaussian of each digit, `(m, latent_dim)`.
+        epsilon: standard normal noise `(m, s, latent_dim)`: the draws are
+            `z_ij = z_mean_i + exp(z_log_var_i / 2) * epsilon_ij`.
+        training: passed to the decoder.
+
+    Returns:
+        `(log_weights, log_px_z, decoded)`: the first two `(m, s)`, and the
+        decoder's outputs, `(m * s, ...)`, draw `j` of digit `i` in row `i * s + j`.
+    """
+    z_mean = ops.cast(z_mean, "float32")[:, None, :]
+    z_log_var = ops.cast(z_log_var, "float32")[:, None, :]
+    epsilon = ops.cast(epsilon, "float32")
+    z = z_mean + ops.exp(0.5 * z_log_var) * epsilon  # (m, s, latent_dim)
+    digits, draws = ops.shape(epsilon)[0], ops.shape(epsilon)[1]
+    decoded = decoder(ops.reshape(z, (-1, ops.shape(z)[-1])), training=training)
+    # Row i * s + j of the decoded batch belongs to digit i.
+    repeated = ops.repeat(ops.cast(x, "float32"), draws, axis=0)
+    # Scored straight from the decoder's output: on TensorFlow a sigmoid's
+    # output carries its logits there, which keeps "bce" exact.
+    log_px_z = reconstruction_log_likelihood(repeated, ops.cast(decoded, "float32"), loss)
+    log_px_z = ops.reshape(log_px_z, (digits, draws))
+    log_weights = log_px_z + gaussian_log_density(z) - gaussian_log_density(z, z_mean, z_log_var)
+    return log_weights, log_px_z, decoded
 
 def is_binary(x):
     """Whether every value of `x` is 0 or 1: where a Bernoulli likelihood is a probability."""

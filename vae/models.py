@@ -7,6 +7,7 @@ from keras import layers, ops
 
 from vae.convolution import Conv2D, Conv2DTranspose
 from vae.distribute import replica
+from vae.evaluation import log_importance_weights
 from vae.layers import Sampling
 from vae.losses import (
     RECONSTRUCTION_LOSSES,
@@ -18,6 +19,11 @@ from vae.losses import (
 # How the KL term is computed: in closed form, or by the single-sample
 # estimator `log q(z|x) - log p(z)` of the TensorFlow tutorial.
 KL_ESTIMATORS = ("analytic", "monte_carlo")
+
+# The one-stochastic-layer MNIST model of Burda et al. 2015 ("Importance Weighted
+# Autoencoders"), as arguments of build_mlp_vae.
+BURDA_MLP = dict(intermediate_dim=(200, 200), activation="tanh", latent_dim=50,
+                 loss="bce_logits")
 
 # Batches per call of the compiled training function (see `VAE.compile`).
 STEPS_PER_EXECUTION = 8
@@ -57,6 +63,11 @@ class VAE(keras.Model):
             non-trainable variable `kl_weight`, which starts at `beta`;
             `vae.callbacks.KLWarmup` raises it from 0 to `beta` over the first
             epochs.
+        k: draws of z per example. 1 is the ELBO above; with more, the loss
+            is the importance-weighted bound of Burda et al. 2015 (the IWAE),
+            `-log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x)`, tighter as `k`
+            grows; the metrics stay the mean reconstruction and KL terms over
+            the draws, and `negative_elbo` their sum.
 
     Example:
 
@@ -65,21 +76,26 @@ class VAE(keras.Model):
     >>> vae.fit(x_train, epochs=50, batch_size=128, validation_data=(x_test, None))
     """
 
-    def __init__(self, encoder, decoder, loss="bce", kl="analytic", beta=1.0, **kwargs):
+    def __init__(self, encoder, decoder, loss="bce", kl="analytic", beta=1.0, k=1, **kwargs):
         super().__init__(**kwargs)
-        if loss not in RECONSTRUCTION_LOSSES:
-            raise ValueError(
-                f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}"
-            )
+        _check_loss(loss)
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"unknown kl {kl!r}: use one of {', '.join(KL_ESTIMATORS)}")
         if not 0 <= beta < math.inf:
             raise ValueError(f"beta must be a number >= 0, not {beta!r}")
+        if int(k) != k or k < 1:
+            raise ValueError(f"k must be a whole number of draws >= 1, not {k!r}")
+        if k > 1 and beta != 1:
+            raise ValueError("beta weights the ELBO's KL term, which the importance-weighted "
+                             "bound (k > 1) does not have: use beta=1 with k > 1")
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = loss
         self.kl = kl
         self.beta = float(beta)
+        self.k = int(k)
+        if self.k > 1:  # the extra draws of z (the encoder's Sampling draws one)
+            self.seed_generator = keras.random.SeedGenerator()
         # A variable, not a constant: a callback changes it between epochs and
         # the compiled step (on JAX a pure function of the model's state) sees it.
         self.kl_weight = keras.Variable(self.beta, trainable=False, dtype="float32",
@@ -134,9 +150,22 @@ class VAE(keras.Model):
 
     def call(self, inputs, training=None):
         z_mean, z_log_var, z = self.encoder(inputs, training=training)
+        if self.k > 1:
+            return self._importance_weighted(inputs, z_mean, z_log_var, training)
         reconstruction = self.decoder(z, training=training)
         self._set_loss_terms(inputs, reconstruction, z_mean, z_log_var, z)
         return reconstruction
+
+    def _importance_weighted(self, x, z_mean, z_log_var, training):
+        """The IWAE's terms from `k` draws per example; returns the first draw's reconstruction."""
+        epsilon = keras.random.normal((ops.shape(z_mean)[0], self.k, ops.shape(z_mean)[-1]),
+                                      dtype="float32", seed=self.seed_generator)
+        log_weights, log_px_z, decoded = log_importance_weights(
+            self.decoder, self.reconstruction, x, z_mean, z_log_var, epsilon, training)
+        bound = ops.logsumexp(log_weights, axis=1) - math.log(self.k)
+        kl = kl_divergence(ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"))
+        self._loss_terms = (-ops.mean(log_px_z, axis=1), kl, -bound)
+        return ops.reshape(decoded, (-1, self.k, *decoded.shape[1:]))[:, 0]
 
     def _set_loss_terms(self, x, reconstruction, z_mean, z_log_var, z):
         # Keras calls compute_loss right after call, inside the same traced
@@ -147,15 +176,14 @@ class VAE(keras.Model):
             kl = kl_divergence(z_mean, z_log_var)
         else:
             kl = monte_carlo_kl(ops.cast(z, "float32"), z_mean, z_log_var)
-        self._loss_terms = (
-            reconstruction_loss(
-                ops.cast(x, "float32"), ops.cast(reconstruction, "float32"), self.reconstruction
-            ),
-            kl,
+        reconstruction = reconstruction_loss(
+            ops.cast(x, "float32"), ops.cast(reconstruction, "float32"), self.reconstruction
         )
+        # The objective is the ELBO, its KL term weighted (see compute_loss).
+        self._loss_terms = (reconstruction, kl, None)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        reconstruction, kl = self._loss_terms
+        reconstruction, kl, negative_bound = self._loss_terms
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
         self.negative_elbo_tracker.update_state(reconstruction + kl)
@@ -163,7 +191,9 @@ class VAE(keras.Model):
         # the batch: Keras adds up their gradients, and reports this loss
         # times their number (as for its own losses, which it divides so).
         _, replicas = replica()
-        return ops.mean(reconstruction + self.kl_weight * kl) / replicas
+        if negative_bound is None:
+            negative_bound = reconstruction + self.kl_weight * kl
+        return ops.mean(negative_bound) / replicas
 
     def get_config(self):
         return {
@@ -174,6 +204,7 @@ class VAE(keras.Model):
             "loss": self.reconstruction,
             "kl": self.kl,
             "beta": self.beta,
+            "k": self.k,
         }
 
     @classmethod
@@ -210,6 +241,11 @@ def _gaussian_encoder(inputs, features, latent_dim, seed):
     return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
 
 
+def _check_loss(loss):
+    if loss not in RECONSTRUCTION_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}")
+
+
 def _refuse_logits_loss(loss):
     # These decoders end in a sigmoid: reading its probabilities as logits
     # would train on a wrong likelihood without a word.
@@ -220,54 +256,75 @@ def _refuse_logits_loss(loss):
         )
 
 
-def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic", beta=1.0):
-    vae = VAE(encoder, decoder, loss=loss, kl=kl, beta=beta, name=name)
+def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic", beta=1.0, k=1):
+    vae = VAE(encoder, decoder, loss=loss, kl=kl, beta=beta, k=k, name=name)
     vae.build((None, *input_shape))
     return encoder, decoder, vae
 
 
 def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bce", seed=None,
-                  beta=1.0):
-    """The MLP VAE of the Keras example `variational_autoencoder.py`.
+                  beta=1.0, activation="relu", k=1):
+    """The MLP VAE of the Keras example `variational_autoencoder.py`, and deeper ones.
 
     Encoder `784 -> 512 (relu) -> (z_mean, z_log_var) -> z`; decoder
     `z -> 512 (relu) -> 784 (sigmoid)`. The three models share their layers:
     training `vae` changes what `encoder` and `decoder` compute.
 
+    Several hidden layers, e.g. `intermediate_dim=(200, 200)`, make the
+    encoder `784 -> 200 -> 200` and the decoder mirror it; with
+    `activation="tanh"`, `latent_dim=50` and `loss="bce_logits"` that is the
+    one-stochastic-layer model of Burda et al. 2015.
+
     Args:
         original_dim: length of a flattened input (28 * 28 for MNIST).
-        intermediate_dim: width of the hidden layer of encoder and decoder.
+        intermediate_dim: width of the hidden layer of encoder and decoder,
+            or a sequence of widths, one per hidden layer of the encoder (the
+            decoder takes them in reverse).
         latent_dim: dimension of z.
-        loss: reconstruction term, `"bce"` or `"mse"`.
+        loss: reconstruction term: `"bce"` or `"mse"` with a sigmoid output,
+            or `"bce_logits"`, whose decoder outputs logits.
         seed: seed of the sampling layer's random stream, or `None`.
         beta: weight of the KL term in the loss (see `VAE`).
+        activation: the hidden layers' activation.
+        k: draws of z per example; above 1 the loss is the IWAE bound (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var, z]`,
-        the decoder maps z to pixel probabilities, and `vae` is a `VAE`.
+        the decoder maps z to pixel probabilities (logits with
+        `"bce_logits"`), and `vae` is a `VAE`.
 
     Example:
 
     >>> encoder, decoder, vae = build_mlp_vae(latent_dim=2)
     >>> vae.compile(optimizer="adam")
+    >>> burda = build_mlp_vae(intermediate_dim=(200, 200), activation="tanh", latent_dim=50,
+    ...                       loss="bce_logits")
     """
-    _refuse_logits_loss(loss)
+    _check_loss(loss)
+    widths = (intermediate_dim,) if isinstance(intermediate_dim, int) else tuple(intermediate_dim)
+    # One hidden layer keeps the original examples' names (their weights files load by them).
+    names = [""] if len(widths) == 1 else [f"_{i + 1}" for i in range(len(widths))]
     inputs = keras.Input(shape=(original_dim,), name="encoder_input")
-    x = layers.Dense(intermediate_dim, activation="relu", name="encoder_dense")(inputs)
+    x = inputs
+    for width, name in zip(widths, names):
+        x = layers.Dense(width, activation=activation, name=f"encoder_dense{name}")(x)
     encoder = _gaussian_encoder(inputs, x, latent_dim, seed)
 
     latent_inputs = keras.Input(shape=(latent_dim,), name="z_sampling")
-    x = layers.Dense(intermediate_dim, activation="relu", name="decoder_dense")(latent_inputs)
+    x = latent_inputs
+    for width, name in zip(reversed(widths), names):
+        x = layers.Dense(width, activation=activation, name=f"decoder_dense{name}")(x)
     outputs = layers.Dense(
-        original_dim, activation="sigmoid", name="decoder_output", dtype=OUTPUT_DTYPE
+        original_dim, activation=None if loss == "bce_logits" else "sigmoid",
+        name="decoder_output", dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,), beta=beta)
+    return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,), beta=beta, k=k)
 
 
 def build_cnn_vae(
     input_shape=(28, 28, 1), filters=16, kernel_size=3, latent_dim=2, loss="bce", seed=None,
-    beta=1.0,
+    beta=1.0, k=1,
 ):
     """The convolutional VAE of the Keras example `variational_autoencoder_deconv.py`.
 
@@ -285,6 +342,7 @@ def build_cnn_vae(
         loss: reconstruction term, `"bce"` or `"mse"`.
         seed: seed of the sampling layer's random stream, or `None`.
         beta: weight of the KL term in the loss (see `VAE`).
+        k: draws of z per example; above 1 the loss is the IWAE bound (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)` as for `build_mlp_vae`.
@@ -324,11 +382,11 @@ def build_cnn_vae(
         name="decoder_output", dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "vae_cnn", input_shape, beta=beta)
+    return _assemble(encoder, decoder, loss, "vae_cnn", input_shape, beta=beta, k=k)
 
 
 def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl="analytic",
-                   seed=None, beta=1.0):
+                   seed=None, beta=1.0, k=1):
     """The convolutional VAE of the TensorFlow tutorial "Convolutional Variational Autoencoder".
 
     Encoder: `Conv2D(32, 3, stride 2, relu)`, `Conv2D(64, 3, stride 2, relu)`
@@ -351,6 +409,7 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
         kl: `"analytic"` or `"monte_carlo"`, see `VAE`.
         seed: seed of the sampling layer's random stream, or `None`.
         beta: weight of the KL term in the loss (see `VAE`).
+        k: draws of z per example; above 1 the loss is the IWAE bound (see `VAE`).
 
     Returns:
         `(encoder, decoder, vae)`: the encoder outputs `[z_mean, z_log_var,
@@ -364,10 +423,7 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
     >>> vae.compile(optimizer=keras.optimizers.Adam(1e-4))
     >>> digits = keras.ops.sigmoid(decoder(keras.random.normal((16, 50))))
     """
-    if loss not in RECONSTRUCTION_LOSSES:
-        raise ValueError(
-            f"unknown loss {loss!r}: use one of {', '.join(RECONSTRUCTION_LOSSES)}"
-        )
+    _check_loss(loss)
     inputs = keras.Input(shape=input_shape, name="encoder_input")
     x = Conv2D(32, 3, strides=2, activation="relu", name="encoder_conv_1")(inputs)
     x = Conv2D(64, 3, strides=2, activation="relu", name="encoder_conv_2")(x)
@@ -391,4 +447,4 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
         dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
-    return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl, beta=beta)
+    return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl, beta=beta, k=k)

@@ -349,17 +349,25 @@ def evaluate(args, vae, data):
 
     Returns:
         A dict with `loss`, `reconstruction_loss`, `kl_loss` and
-        `negative_elbo` (the loss without beta or a KL warm-up).
+        `negative_elbo` (the loss without beta, a KL warm-up or k > 1 draws).
     """
     metrics = vae.evaluate(data.test, batch_size=args.batch_size, verbose=0, return_dict=True)
-    weighted = "" if float(vae.kl_weight) == 1.0 else f" x {float(vae.kl_weight):g}"
-    print(
-        f"test loss: {metrics['loss']:.2f} nats per digit "
-        f"(reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}"
-        f"{weighted}) on {len(data.x_test)} digits"
-    )
-    if weighted:
+    terms = f"reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}"
+    import keras
+
+    # Read as NumPy: under tf.distribute the variable is mirrored, and float() refuses it.
+    weight = float(keras.ops.convert_to_numpy(vae.kl_weight))
+    if vae.k > 1:
+        print(f"test loss: {metrics['loss']:.2f} nats per digit (the importance-weighted bound "
+              f"of k = {vae.k} draws) on {len(data.x_test)} digits")
+        print(f"test negative ELBO: {metrics['negative_elbo']:.2f} nats per digit ({terms})")
+    elif weight != 1.0:
+        print(f"test loss: {metrics['loss']:.2f} nats per digit ({terms} x {weight:g}) on "
+              f"{len(data.x_test)} digits")
         print(f"test negative ELBO (KL weight 1): {metrics['negative_elbo']:.2f} nats per digit")
+    else:
+        print(f"test loss: {metrics['loss']:.2f} nats per digit ({terms}) on "
+              f"{len(data.x_test)} digits")
     return metrics
 
 
