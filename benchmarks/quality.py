@@ -140,6 +140,24 @@ class _EpochSeconds:
         return Timer()
 
 
+def _gzip_copy(source, target):
+    """Copies an HDF5 weights file with every array gzip-compressed (Keras reads it as is)."""
+    import h5py
+
+    with h5py.File(source) as f, h5py.File(target, "w") as g:
+        g.attrs.update(f.attrs)
+
+        def copy(name, item):
+            if isinstance(item, h5py.Group):
+                g.require_group(name).attrs.update(item.attrs)
+                return
+            compressed = dict(compression="gzip", compression_opts=9, shuffle=True)
+            g.create_dataset(name, data=item[()], **(compressed if item.shape else {}))
+            g[name].attrs.update(item.attrs)
+
+        f.visititems(copy)
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -149,6 +167,7 @@ def main(argv=None):
 
     from vae.data import DynamicBinarization, binarize, load_mnist
     from vae.evaluation import importance_sampled_log_likelihood, mean_and_standard_error
+    from vae.atomic import atomic_write
     from vae.safeguards import StopOnNonFiniteLoss, TrainingBackup
     from vae.weights import save_weights
 
@@ -189,6 +208,8 @@ def main(argv=None):
     os.makedirs(args.results, exist_ok=True)
     weights_file = os.path.join(args.results, f"{args.run}.weights.h5")
     save_weights(vae, weights_file)
+    # Published in the repository: gzip (lossless) keeps Burda's model under 5 MB.
+    atomic_write(weights_file, lambda out: _gzip_copy(weights_file, out), suffix=".weights.h5")
     print(f"saved {weights_file}")
     started = time.perf_counter()
     log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=args.k, seed=args.seed,
