@@ -4,8 +4,9 @@ Every implementation trains the same architecture with the same loss (binary
 cross-entropy summed over pixels plus the analytic KL, averaged over the
 batch), batch size 128, Adam (learning rate 1e-3), float32, on the same real
 MNIST digits. Each runs in its own process (so its peak memory is its own and
-TensorFlow and PyTorch never share thread pools); the processes take turns,
-one epoch at a time, in an order that rotates every round so that drift of
+TensorFlow and PyTorch never share thread pools) and trains in one
+`fit(epochs=N)` call, as a user does; the processes take turns, pausing
+between epochs, in an order that rotates every round so that drift of
 the machine's speed falls on all of them alike. After one warm-up epoch each,
 the table reports the median over the timed epochs.
 
@@ -16,7 +17,9 @@ the table reports the median over the timed epochs.
 An implementation is `package`, `keras_io` or `torch`, optionally followed by
 `:option=value,...`: `backend=jax` (Keras backend of that process),
 `jit_compile=...` and `steps_per_execution=...` (passed to `compile`),
-`threads=N` (intra-op threads), `huge_pages=False` (JAX without the glibc
+`threads=N` (intra-op threads), `mixed_precision=mixed_bfloat16` (the
+package's `--mixed-precision`: bfloat16 layers, float32 weights and loss),
+`huge_pages=False` (JAX without the glibc
 tunable that the example scripts set, see `vae/allocator.py`). `--startup FILE` also times
 `python examples/vae_mlp.py -w FILE` from launch to its last picture.
 """
@@ -86,19 +89,42 @@ def _compile_options(options):
     return compiled
 
 
+def _fit(keras, vae, x, loss_name):
+    """Trains with one `fit(epochs=N)` call, as the examples and a user do.
+
+    Each `fit` call builds its data pipeline afresh (on TensorFlow it copies
+    the whole array into a tensor); a user pays that once, so the epochs are
+    the epochs of one call, timed from `on_epoch_begin` to `on_epoch_end`,
+    the first from the call itself (its set-up and compilation included).
+    `epoch_done(seconds, loss)` runs between epochs and may wait there.
+    """
+
+    def train(epochs, epoch_done):
+        class Turns(keras.callbacks.Callback):
+            start = time.perf_counter()
+
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch:
+                    self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                epoch_done(time.perf_counter() - self.start, logs[loss_name])
+
+        vae.fit(x, epochs=epochs, batch_size=BATCH_SIZE, verbose=0, callbacks=[Turns()])
+
+    return train
+
+
 def package_trainer(model, x, options):
     """(a) This package, exactly as a user calls it."""
     keras = _keras_setup(options)
-    from vae import build_cnn_vae, build_mlp_vae
+    from vae import build_cnn_vae, build_mlp_vae, mixed_precision
 
+    if "mixed_precision" in options:
+        mixed_precision(options["mixed_precision"])
     _, _, vae = build_mlp_vae() if model == "mlp" else build_cnn_vae()
     vae.compile(optimizer=keras.optimizers.Adam(1e-3), **_compile_options(options))
-
-    def epoch():
-        history = vae.fit(x, epochs=1, batch_size=BATCH_SIZE, verbose=0)
-        return history.history["loss"][-1]
-
-    return epoch
+    return _fit(keras, vae, x, "loss")
 
 
 def keras_io_trainer(model, x, options):
@@ -179,12 +205,7 @@ def keras_io_trainer(model, x, options):
 
     vae = VAE(encoder, decoder)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3), **_compile_options(options))
-
-    def epoch():
-        history = vae.fit(x, epochs=1, batch_size=BATCH_SIZE, verbose=0)
-        return history.history["total_loss"][-1]
-
-    return epoch
+    return _fit(keras, vae, x, "total_loss")
 
 
 def torch_trainer(model, x, options):
@@ -260,25 +281,38 @@ def torch_trainer(model, x, options):
             total += loss.item() * len(x_batch)
         return total / len(data)
 
-    return epoch
+    def train(epochs, epoch_done):
+        for _ in range(epochs):
+            start = time.perf_counter()
+            loss = epoch()
+            epoch_done(time.perf_counter() - start, loss)
+
+    return train
 
 
 TRAINERS = {"package": package_trainer, "keras_io": keras_io_trainer, "torch": torch_trainer}
 
 
-def _worker(spec, model, data_path, connection):
+def _worker(spec, model, data_path, epochs, connection):
+    """Trains `epochs` epochs, each when the parent says "epoch", and reports each."""
     name, options = parse_spec(spec)
     sys.path.insert(0, str(ROOT))
     from vae.data import load_mnist
 
     (x, _), _ = load_mnist(data_path, flatten=(model == "mlp"))
-    epoch = TRAINERS[name](model, x, options)
-    while connection.recv() == "epoch":
-        start = time.perf_counter()
-        loss = epoch()
-        seconds = time.perf_counter() - start
+    train = TRAINERS[name](model, x, options)
+    done = 0
+
+    def epoch_done(seconds, loss):
+        nonlocal done
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         connection.send((seconds, float(loss), peak_mib, len(x)))
+        done += 1
+        if done < epochs:
+            connection.recv()  # wait for this implementation's next turn
+
+    connection.recv()
+    train(epochs, epoch_done)
 
 
 def parse_spec(spec):
@@ -311,7 +345,8 @@ def measure(model, specs, data_path, epochs):
     workers, first = {}, {}
     for spec in specs:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(spec, model, data_path, child), daemon=True)
+        process = context.Process(target=_worker, args=(spec, model, data_path, epochs + 1, child),
+                                  daemon=True)
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(_environment(spec))  # a spawned process starts with these
@@ -329,8 +364,7 @@ def measure(model, specs, data_path, epochs):
         for spec in specs[shift:] + specs[:shift]:
             workers[spec][1].send("epoch")
             results[spec].append(workers[spec][1].recv())
-    for process, connection in workers.values():
-        connection.send("stop")
+    for process, _ in workers.values():
         process.join(timeout=30)
     return first, results
 
