@@ -38,6 +38,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -213,9 +214,12 @@ def main(argv=None):
 
     os.makedirs(args.results, exist_ok=True)
     weights_file = os.path.join(args.results, f"{args.run}.weights.h5")
-    save_weights(vae, weights_file)
     # Published in the repository: gzip (lossless) keeps Burda's model under 5 MB.
-    atomic_write(weights_file, lambda out: _gzip_copy(weights_file, out), suffix=".weights.h5")
+    # Keras writes a plain file aside; only its compressed copy goes in place.
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = os.path.join(scratch, "plain.weights.h5")
+        save_weights(vae, plain)
+        atomic_write(weights_file, lambda out: _gzip_copy(plain, out), suffix=".weights.h5")
     print(f"saved {weights_file}")
     started = time.perf_counter()
     log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=args.k, seed=args.seed,
