@@ -27,16 +27,22 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-BATCH, PIXELS, HIDDEN = 128, 784, 512
-STEPS_PER_EPOCH = -(-60_000 // BATCH)
-FLOP_PER_STEP = 5 * 2 * BATCH * PIXELS * HIDDEN
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.throughput import BATCH_SIZE, PIXELS  # noqa: E402
+
+HIDDEN = 512
+SHAPES = ((BATCH_SIZE, PIXELS), (PIXELS, HIDDEN), (HIDDEN, PIXELS))  # x, W1, W2
+STEPS_PER_EPOCH = -(-60_000 // BATCH_SIZE)
+FLOP_PER_STEP = 5 * 2 * BATCH_SIZE * PIXELS * HIDDEN
 REPEATS, ROUNDS = 50, 15
 
 
 def chain(ops, x, w1, w2):
-    """One step's five products; the next round's inputs are this round's results,
-    so that the compiler can neither hoist nor drop a product."""
+    """One step's five products (`ops`: `jax.numpy` or `tensorflow`); the next
+    round's inputs are this round's results, so that the compiler can neither
+    hoist nor drop a product."""
     h = ops.matmul(x, w1)  # forward, encoder
     y = ops.matmul(h, w2)  # forward, decoder
     dw2 = ops.matmul(ops.transpose(h), y)  # gradient of W2
@@ -49,36 +55,28 @@ def jax_loop():
     import jax
     import jax.numpy as jnp
 
-    class Ops:
-        matmul, transpose = jnp.matmul, jnp.transpose
-
     @jax.jit
     def loop(x, w1, w2):
-        return jax.lax.fori_loop(0, REPEATS, lambda _, c: chain(Ops, *c), (x, w1, w2))
+        return jax.lax.fori_loop(0, REPEATS, lambda _, c: chain(jnp, *c), (x, w1, w2))
 
     def run(args):
         return jax.block_until_ready(loop(*args))
 
-    return run, [jnp.zeros(s, jnp.float32) for s in ((BATCH, PIXELS), (PIXELS, HIDDEN),
-                                                     (HIDDEN, PIXELS))]
+    return run, [jnp.zeros(shape, jnp.float32) for shape in SHAPES]
 
 
 def tensorflow_loop():
     import tensorflow as tf
 
-    class Ops:
-        matmul, transpose = tf.matmul, tf.transpose
-
     @tf.function(jit_compile=True)
     def loop(x, w1, w2):
         return tf.while_loop(lambda i, *c: i < REPEATS,
-                             lambda i, *c: (i + 1, *chain(Ops, *c)), (0, x, w1, w2))[1:]
+                             lambda i, *c: (i + 1, *chain(tf, *c)), (0, x, w1, w2))[1:]
 
     def run(args):
         return [t.numpy() for t in loop(*args)]
 
-    return run, [tf.zeros(s, tf.float32) for s in ((BATCH, PIXELS), (PIXELS, HIDDEN),
-                                                   (HIDDEN, PIXELS))]
+    return run, [tf.zeros(shape, tf.float32) for shape in SHAPES]
 
 
 def worker(backend, cores):
@@ -117,7 +115,7 @@ def main():
     if args.worker:
         return worker(args.worker[0], int(args.worker[1]))
     all_cores = len(os.sched_getaffinity(0))
-    print(f"the MLP VAE's five products: {FLOP_PER_STEP / 1e9:.3f} GFLOP per step of {BATCH}, "
+    print(f"the MLP VAE's five products: {FLOP_PER_STEP / 1e9:.3f} GFLOP per step of {BATCH_SIZE}, "
           f"{STEPS_PER_EPOCH} steps per epoch; {all_cores} cores\n")
     print("| backend | XLA_FLAGS | cores | ms per step | GFLOP/s | epoch of the products alone, s |")
     print("|---|---|---|---|---|---|")
