@@ -105,8 +105,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=["mlp", "cnn"], default="cnn")
     parser.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
-    parser.add_argument("--jit-compile", choices=["True", "False"], default="False",
-                        help="XLA for the layers on TensorFlow (default False; JAX always)")
+    parser.add_argument(
+        "--jit-compile",
+        choices=["True", "False"],
+        default="False",
+        help="XLA for the layers on TensorFlow (default False; JAX always)",
+    )
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
     os.environ["KERAS_BACKEND"] = args.backend
@@ -118,8 +122,10 @@ def main():
 
     jit = args.jit_compile == "True"
     encoder, decoder, vae = build_mlp_vae() if args.model == "mlp" else build_cnn_vae()
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3),
-                jit_compile=jit if args.backend == "tensorflow" else "auto")
+    vae.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        jit_compile=jit if args.backend == "tensorflow" else "auto",
+    )
     x = np.random.default_rng(0).random((BATCH_SIZE, *encoder.input.shape[1:]), dtype=np.float32)
     whole = median_seconds(lambda: vae.train_on_batch(x), args.repeats)
 
@@ -133,24 +139,43 @@ def main():
             shapes = (layer.input.shape[1:], layer.output.shape[1:])
             seconds = median_seconds(layer_step(layer, *shapes, jit), args.repeats)
             twin = keras_twin(layer)
-            keras_ms = (median_seconds(layer_step(twin, *shapes, jit), args.repeats) * 1e3
-                        if twin is not None else None)
+            keras_ms = (
+                median_seconds(layer_step(twin, *shapes, jit), args.repeats) * 1e3
+                if twin is not None
+                else None
+            )
             total += seconds
             flops = 3 * 2 * macs * BATCH_SIZE  # forward, and two products backward
-            rows.append((layer.name, str(tuple(shapes[1])), flops / 1e9, seconds * 1e3,
-                         keras_ms, flops / seconds / 1e9))
-    print(f"{args.model.upper()} VAE on {args.backend}, batch {BATCH_SIZE}, "
-          f"jit_compile={jit or args.backend == 'jax'}; machine peak {peak:.0f} GFLOP/s "
-          "(NumPy float32 matrix multiply)")
-    print("| layer | output | GFLOP per step | ms per step | Keras's own layer, ms | GFLOP/s "
-          "| share of step |")
+            rows.append(
+                (
+                    layer.name,
+                    str(tuple(shapes[1])),
+                    flops / 1e9,
+                    seconds * 1e3,
+                    keras_ms,
+                    flops / seconds / 1e9,
+                )
+            )
+    print(
+        f"{args.model.upper()} VAE on {args.backend}, batch {BATCH_SIZE}, "
+        f"jit_compile={jit or args.backend == 'jax'}; machine peak {peak:.0f} GFLOP/s "
+        "(NumPy float32 matrix multiply)"
+    )
+    print(
+        "| layer | output | GFLOP per step | ms per step | Keras's own layer, ms | GFLOP/s "
+        "| share of step |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, shape, gflop, ms, keras_ms, rate in rows:
         theirs = f"{keras_ms:.1f}" if keras_ms is not None else ""
-        print(f"| {name} | {shape} | {gflop:.2f} | {ms:.1f} | {theirs} | {rate:.0f} | "
-              f"{ms / 1e3 / whole:.0%} |")
-    print(f"| layers alone, summed | | {sum(r[2] for r in rows):.2f} | {total * 1e3:.1f} | | "
-          f"{sum(r[2] for r in rows) / total:.0f} | {total / whole:.0%} |")
+        print(
+            f"| {name} | {shape} | {gflop:.2f} | {ms:.1f} | {theirs} | {rate:.0f} | "
+            f"{ms / 1e3 / whole:.0%} |"
+        )
+    print(
+        f"| layers alone, summed | | {sum(r[2] for r in rows):.2f} | {total * 1e3:.1f} | | "
+        f"{sum(r[2] for r in rows) / total:.0f} | {total / whole:.0%} |"
+    )
     print(f"| whole training step (train_on_batch) | | | {whole * 1e3:.1f} | | | 100% |")
 
 

@@ -70,8 +70,9 @@ def tensorflow_loop():
 
     @tf.function(jit_compile=True)
     def loop(x, w1, w2):
-        return tf.while_loop(lambda i, *c: i < REPEATS,
-                             lambda i, *c: (i + 1, *chain(tf, *c)), (0, x, w1, w2))[1:]
+        return tf.while_loop(
+            lambda i, *c: i < REPEATS, lambda i, *c: (i + 1, *chain(tf, *c)), (0, x, w1, w2)
+        )[1:]
 
     def run(args):
         return [t.numpy() for t in loop(*args)]
@@ -95,37 +96,55 @@ def worker(backend, cores):
 
 def measure(backend, cores, xla_flags):
     env = {**os.environ, "XLA_FLAGS": xla_flags}
-    done = subprocess.run([sys.executable, __file__, "--worker", backend, str(cores)],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--worker", backend, str(cores)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", nargs="+", default=["jax", "tensorflow"],
-                        choices=["jax", "tensorflow"])
-    parser.add_argument("--xla-flags", action="append", metavar="FLAGS",
-                        help="XLA_FLAGS of a variant; repeat for several, and write "
-                             "--xla-flags=--xla_... for flags (default: the current XLA_FLAGS)")
+    parser.add_argument(
+        "--backends", nargs="+", default=["jax", "tensorflow"], choices=["jax", "tensorflow"]
+    )
+    parser.add_argument(
+        "--xla-flags",
+        action="append",
+        metavar="FLAGS",
+        help="XLA_FLAGS of a variant; repeat for several, and write "
+        "--xla-flags=--xla_... for flags (default: the current XLA_FLAGS)",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not hasattr(os, "sched_setaffinity"):
-        raise SystemExit("products.py pins its processes to cores, which needs Linux "
-                         "(os.sched_setaffinity): run it there")
+        raise SystemExit(
+            "products.py pins its processes to cores, which needs Linux "
+            "(os.sched_setaffinity): run it there"
+        )
     if args.worker:
         return worker(args.worker[0], int(args.worker[1]))
     all_cores = len(os.sched_getaffinity(0))
-    print(f"the MLP VAE's five products: {FLOP_PER_STEP / 1e9:.3f} GFLOP per step of {BATCH_SIZE}, "
-          f"{STEPS_PER_EPOCH} steps per epoch; {all_cores} cores\n")
-    print("| backend | XLA_FLAGS | cores | ms per step | GFLOP/s | epoch of the products alone, s |")
+    print(
+        f"the MLP VAE's five products: {FLOP_PER_STEP / 1e9:.3f} GFLOP per step of {BATCH_SIZE}, "
+        f"{STEPS_PER_EPOCH} steps per epoch; {all_cores} cores\n"
+    )
+    print(
+        "| backend | XLA_FLAGS | cores | ms per step | GFLOP/s | epoch of the products alone, s |"
+    )
     print("|---|---|---|---|---|---|")
     for backend in args.backends:
         for flags in args.xla_flags or [os.environ.get("XLA_FLAGS", "")]:
             for cores in sorted({1, all_cores}):
                 seconds = measure(backend, cores, flags)
-                print(f"| {backend} | {flags or '(none)'} | {cores} | {seconds * 1e3:.3f} | "
-                      f"{FLOP_PER_STEP / seconds / 1e9:.0f} | {seconds * STEPS_PER_EPOCH:.2f} |",
-                      flush=True)
+                print(
+                    f"| {backend} | {flags or '(none)'} | {cores} | {seconds * 1e3:.3f} | "
+                    f"{FLOP_PER_STEP / seconds / 1e9:.0f} | {seconds * STEPS_PER_EPOCH:.2f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -49,12 +49,15 @@ sys.path.insert(0, str(ROOT))
 from vae import cli  # argparse only: Keras is not imported yet
 
 RUNS = {
-    "burda_vae_k1": dict(model="burda", k=1, schedule="burda", batch_size=20, published=86.76,
-                         backend="jax"),
-    "burda_iwae_k5": dict(model="burda", k=5, schedule="burda", batch_size=20, published=85.54,
-                          backend="jax"),
-    "conv_vae": dict(model="conv", k=1, schedule="constant", batch_size=100, published=None,
-                     backend="tensorflow"),
+    "burda_vae_k1": dict(
+        model="burda", k=1, schedule="burda", batch_size=20, published=86.76, backend="jax"
+    ),
+    "burda_iwae_k5": dict(
+        model="burda", k=5, schedule="burda", batch_size=20, published=85.54, backend="jax"
+    ),
+    "conv_vae": dict(
+        model="conv", k=1, schedule="constant", batch_size=100, published=None, backend="tensorflow"
+    ),
 }
 MODELS = {
     "burda": "784-200-200-50 tanh, Bernoulli logits (Burda et al. 2015)",
@@ -73,32 +76,61 @@ def burda_schedule(epoch):
 
 
 def schedule_epochs(schedule):
-    return sum(3 ** i for i in range(BURDA_STAGES)) if schedule == "burda" else 100
+    return sum(3**i for i in range(BURDA_STAGES)) if schedule == "burda" else 100
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run", choices=sorted(RUNS))
-    parser.add_argument("--data", metavar="PATH",
-                        help="mnist.npz or a folder of MNIST IDX files (default: as load_mnist)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run backed up in --checkpoint-dir")
-    parser.add_argument("--checkpoint-dir", default=os.path.expanduser("~/quality-runs"),
-                        help="where the runs back up every epoch (default %(default)s)")
-    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"),
-                        help="where the weights and the JSON go (default benchmarks/results)")
-    parser.add_argument("--epochs", type=cli.positive(1),
-                        help="stop after this many epochs of the schedule (default: all)")
-    parser.add_argument("--k", type=cli.positive(1), default=5000,
-                        help="importance samples per test digit (default %(default)s)")
-    parser.add_argument("--train-samples", type=cli.positive(1), metavar="M",
-                        help="train on the first M digits (default all 60,000)")
-    parser.add_argument("--test-samples", type=cli.positive(1), metavar="K",
-                        help="evaluate on the first K test digits (default all 10,000)")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="mnist.npz or a folder of MNIST IDX files (default: as load_mnist)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run backed up in --checkpoint-dir"
+    )
+    parser.add_argument(
+        "--checkpoint-dir",
+        default=os.path.expanduser("~/quality-runs"),
+        help="where the runs back up every epoch (default %(default)s)",
+    )
+    parser.add_argument(
+        "--results",
+        default=str(ROOT / "benchmarks" / "results"),
+        help="where the weights and the JSON go (default benchmarks/results)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=cli.positive(1),
+        help="stop after this many epochs of the schedule (default: all)",
+    )
+    parser.add_argument(
+        "--k",
+        type=cli.positive(1),
+        default=5000,
+        help="importance samples per test digit (default %(default)s)",
+    )
+    parser.add_argument(
+        "--train-samples",
+        type=cli.positive(1),
+        metavar="M",
+        help="train on the first M digits (default all 60,000)",
+    )
+    parser.add_argument(
+        "--test-samples",
+        type=cli.positive(1),
+        metavar="K",
+        help="evaluate on the first K test digits (default all 10,000)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    parser.add_argument("--backend", choices=sorted(cli.BACKENDS),
-                        help="Keras backend (default: the run's fastest, see above)")
+    parser.add_argument(
+        "--backend",
+        choices=sorted(cli.BACKENDS),
+        help="Keras backend (default: the run's fastest, see above)",
+    )
     args = parser.parse_args(argv)
     args.backend = args.backend or RUNS[args.run]["backend"]
     cli.choose_backend(parser, args.backend, command_line=argv is None)
@@ -113,7 +145,7 @@ def _build(run):
     return build_conv_vae(latent_dim=50, seed=0)
 
 
-class _EpochSeconds:
+class EpochSeconds:
     """Seconds of every epoch, kept beside the backup so a resumed run adds up all its sessions."""
 
     def __init__(self, folder):
@@ -147,7 +179,7 @@ class _EpochSeconds:
         return Timer()
 
 
-def _gzip_copy(source, target):
+def gzip_copy(source, target):
     """Copies an HDF5 weights file with every array gzip-compressed (Keras reads it as is)."""
     import h5py
 
@@ -172,16 +204,16 @@ def main(argv=None):
 
     import keras
 
+    from vae.atomic import atomic_write
     from vae.data import DynamicBinarization, binarize, load_mnist
     from vae.evaluation import importance_sampled_log_likelihood, mean_and_standard_error
-    from vae.atomic import atomic_write
     from vae.safeguards import StopOnNonFiniteLoss, TrainingBackup
     from vae.weights import save_weights
 
     keras.utils.set_random_seed(args.seed)
     flat = run["model"] == "burda"
     (x_train, _), (x_test, _) = load_mnist(args.data, flatten=flat)
-    x_train, x_test = x_train[:args.train_samples], x_test[:args.test_samples]
+    x_train, x_test = x_train[: args.train_samples], x_test[: args.test_samples]
     x_test = binarize(x_test, "dynamic")  # seed 0: evaluate.py's digits
     _, _, vae = _build(run)
     epochs = args.epochs or schedule_epochs(run["schedule"])
@@ -195,22 +227,35 @@ def main(argv=None):
     backup_dir = os.path.join(args.checkpoint_dir, args.run)
     backup = TrainingBackup(backup_dir)
     if backup.completed_epochs() is not None and not args.resume:
-        sys.exit(f"quality.py: error: {backup_dir} holds an unfinished run "
-                 f"({backup.completed_epochs()} epochs); add --resume, or delete it")
+        sys.exit(
+            f"quality.py: error: {backup_dir} holds an unfinished run "
+            f"({backup.completed_epochs()} epochs); add --resume, or delete it"
+        )
     if args.resume and backup.completed_epochs() is None:
-        sys.exit(f"quality.py: error: --resume: no backup of {args.run} in {backup_dir}; run "
-                 "without --resume to start")
+        sys.exit(
+            f"quality.py: error: --resume: no backup of {args.run} in {backup_dir}; run "
+            "without --resume to start"
+        )
     if args.resume:
-        print(f"resuming {args.run} from {backup_dir}: {backup.completed_epochs()} of "
-              f"{epochs} epochs done")
-    timer = _EpochSeconds(backup_dir)
+        print(
+            f"resuming {args.run} from {backup_dir}: {backup.completed_epochs()} of "
+            f"{epochs} epochs done"
+        )
+    timer = EpochSeconds(backup_dir)
     train = DynamicBinarization(x_train, run["batch_size"], seed=args.seed)
-    print(f"{args.run}: {MODELS[run['model']]}, k = {run['k']}, {epochs} epochs, batch "
-          f"{run['batch_size']}, {len(x_train)} digits, {keras.backend.backend()} backend")
+    print(
+        f"{args.run}: {MODELS[run['model']]}, k = {run['k']}, {epochs} epochs, batch "
+        f"{run['batch_size']}, {len(x_train)} digits, {keras.backend.backend()} backend"
+    )
     # Burda's schedule has thousands of short epochs: the test set is scored every tenth.
-    vae.fit(train, epochs=epochs, validation_data=(x_test, None), verbose=2,
-            validation_freq=10 if run["schedule"] == "burda" else 1,
-            callbacks=[StopOnNonFiniteLoss(), backup, timer.callback(), *callbacks])
+    vae.fit(
+        train,
+        epochs=epochs,
+        validation_data=(x_test, None),
+        verbose=2,
+        validation_freq=10 if run["schedule"] == "burda" else 1,
+        callbacks=[StopOnNonFiniteLoss(), backup, timer.callback(), *callbacks],
+    )
 
     os.makedirs(args.results, exist_ok=True)
     weights_file = os.path.join(args.results, f"{args.run}.weights.h5")
@@ -219,11 +264,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         plain = os.path.join(scratch, "plain.weights.h5")
         save_weights(vae, plain)
-        atomic_write(weights_file, lambda out: _gzip_copy(plain, out), suffix=".weights.h5")
+        atomic_write(weights_file, lambda out: gzip_copy(plain, out), suffix=".weights.h5")
     print(f"saved {weights_file}")
     started = time.perf_counter()
-    log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=args.k, seed=args.seed,
-                                                      return_elbo=True)
+    log_px, elbos = importance_sampled_log_likelihood(
+        vae, x_test, k=args.k, seed=args.seed, return_elbo=True
+    )
     nll, nll_se = mean_and_standard_error(-log_px)
     elbo, elbo_se = mean_and_standard_error(elbos)
     evaluation_seconds = time.perf_counter() - started
@@ -233,20 +279,28 @@ def main(argv=None):
         "model": MODELS[run["model"]],
         "k_train": run["k"],
         "epochs": epochs,
-        "schedule": (f"Burda et al.: Adam (epsilon 1e-4), {BURDA_STAGES} stages of 3^(i-1) "
-                     "epochs, learning rate 1e-3 * 10^(-(i-1)/7)"
-                     if run["schedule"] == "burda" else "Adam 1e-4"),
+        "schedule": (
+            f"Burda et al.: Adam (epsilon 1e-4), {BURDA_STAGES} stages of 3^(i-1) "
+            "epochs, learning rate 1e-3 * 10^(-(i-1)/7)"
+            if run["schedule"] == "burda"
+            else "Adam 1e-4"
+        ),
         "batch_size": run["batch_size"],
         "train_digits": len(x_train),
         "backend": keras.backend.backend(),
         "train_seconds": round(sum(timer.seconds), 1),
-        "nll": round(nll, 3), "nll_se": round(nll_se, 3),
-        "elbo": round(elbo, 3), "elbo_se": round(elbo_se, 3),
-        "test_digits": len(x_test), "k_eval": args.k,
+        "nll": round(nll, 3),
+        "nll_se": round(nll_se, 3),
+        "elbo": round(elbo, 3),
+        "elbo_se": round(elbo_se, 3),
+        "test_digits": len(x_test),
+        "k_eval": args.k,
         "evaluation_seconds": round(evaluation_seconds, 1),
         "published_nll": run["published"],
-        "evaluate": (f"python examples/evaluate.py -w {relative} --model {run['model']} "
-                     f"--k {args.k} --binarize dynamic"),
+        "evaluate": (
+            f"python examples/evaluate.py -w {relative} --model {run['model']} "
+            f"--k {args.k} --binarize dynamic"
+        ),
     }
     with open(os.path.join(args.results, f"{args.run}.json"), "w") as f:
         json.dump(result, f, indent=2)

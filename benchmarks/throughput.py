@@ -57,8 +57,8 @@ def cnn_forward_macs(latent=2):
     dense = 3136 * 16 + 16 * 2 * latent
     decoder_dense = latent * 3136
     # A transposed convolution scatters the whole kernel from every input pixel.
-    deconv1 = 7 * 7 * 64 * 3 * 3 * 64     # 7x7 -> 14x14
-    deconv2 = 14 * 14 * 32 * 3 * 3 * 64   # 14x14 -> 28x28
+    deconv1 = 7 * 7 * 64 * 3 * 3 * 64  # 7x7 -> 14x14
+    deconv2 = 14 * 14 * 32 * 3 * 3 * 64  # 14x14 -> 28x28
     deconv3 = 28 * 28 * 1 * 3 * 3 * 32
     return conv1 + conv2 + dense + decoder_dense + deconv1 + deconv2 + deconv3
 
@@ -338,8 +338,12 @@ def _environment(spec):
 
     name, options = parse_spec(spec)
     env = dict(os.environ)
-    if (name == "package" and options.get("backend") == "jax"
-            and options.get("huge_pages") != "False" and huge_pages_would_help()):
+    if (
+        name == "package"
+        and options.get("backend") == "jax"
+        and options.get("huge_pages") != "False"
+        and huge_pages_would_help()
+    ):
         env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), TUNABLE]))
     return env
 
@@ -350,8 +354,9 @@ def measure(model, specs, data_path, epochs):
     workers, first = {}, {}
     for spec in specs:
         parent, child = context.Pipe()
-        process = context.Process(target=_worker, args=(spec, model, data_path, epochs + 1, child),
-                                  daemon=True)
+        process = context.Process(
+            target=_worker, args=(spec, model, data_path, epochs + 1, child), daemon=True
+        )
         saved = dict(os.environ)
         os.environ.clear()
         os.environ.update(_environment(spec))  # a spawned process starts with these
@@ -392,9 +397,19 @@ def startup_seconds(weights, data_path):
     with tempfile.TemporaryDirectory() as out:
         start = time.time()
         subprocess.run(
-            [sys.executable, str(ROOT / "examples" / "vae_mlp.py"), "-w", weights,
-             "--data", data_path, "--out", out],
-            check=True, capture_output=True, env={**os.environ, "MPLBACKEND": "Agg"},
+            [
+                sys.executable,
+                str(ROOT / "examples" / "vae_mlp.py"),
+                "-w",
+                weights,
+                "--data",
+                data_path,
+                "--out",
+                out,
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "MPLBACKEND": "Agg"},
         )
         last = max(p.stat().st_mtime for p in Path(out).rglob("*.png"))
         return last - start
@@ -403,10 +418,13 @@ def startup_seconds(weights, data_path):
 def table(model, measured, peak):
     first, results = measured
     flops = training_flops_per_digit(model)
-    reference = statistics.median(s for s, *_ in results["keras_io"]) if "keras_io" in results else None
+    reference = (
+        statistics.median(s for s, *_ in results["keras_io"]) if "keras_io" in results else None
+    )
     lines = [
         f"\n{model.upper()} VAE: {flops / 1e6:.1f} MFLOP per digit per training step; "
-        f"machine peak {peak:.0f} GFLOP/s -> at best {60000 * flops / (peak * 1e9):.2f} s per epoch",
+        f"machine peak {peak:.0f} GFLOP/s -> at best "
+        f"{60000 * flops / (peak * 1e9):.2f} s per epoch",
         "| implementation | samples/s | first epoch s | steady s/epoch (median) "
         "| 3-epoch fit s (first + 2 steady) | vs keras.io style | peak RSS MiB | final loss "
         "| share of peak |",
@@ -427,11 +445,18 @@ def table(model, measured, peak):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"),
-                        help="MNIST npz or IDX folder (default ../shared/data/mnist)")
+    parser.add_argument(
+        "--data",
+        default=str(ROOT.parent / "shared" / "data" / "mnist"),
+        help="MNIST npz or IDX folder (default ../shared/data/mnist)",
+    )
     parser.add_argument("--models", nargs="+", default=["mlp", "cnn"], choices=["mlp", "cnn"])
-    parser.add_argument("--implementations", nargs="+", default=None,
-                        help="default: package keras_io, and torch when it is installed")
+    parser.add_argument(
+        "--implementations",
+        nargs="+",
+        default=None,
+        help="default: package keras_io, and torch when it is installed",
+    )
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs each (default 5)")
     parser.add_argument("--startup", metavar="FILE", help="also time vae_mlp.py -w FILE")
     args = parser.parse_args()
@@ -446,8 +471,10 @@ def main():
     for model in args.models:
         print(table(model, measure(model, specs, args.data, args.epochs), peak), flush=True)
     if args.startup:
-        print(f"\nstart-up, vae_mlp.py -w {args.startup} to last picture: "
-              f"{startup_seconds(args.startup, args.data):.1f} s")
+        print(
+            f"\nstart-up, vae_mlp.py -w {args.startup} to last picture: "
+            f"{startup_seconds(args.startup, args.data):.1f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -30,16 +30,29 @@ from vae import cli
 
 
 def _cvae_flags(parser):
-    parser.add_argument("--learning-rate", type=float, default=1e-4,
-                        help="Adam's learning rate (default %(default)s)")
-    parser.add_argument("--kl", choices=["analytic", "monte_carlo"], default="analytic",
-                        help="KL term in closed form, or the tutorial's single-sample "
-                             "estimate log q(z|x) - log p(z) (default %(default)s)")
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-4,
+        help="Adam's learning rate (default %(default)s)",
+    )
+    parser.add_argument(
+        "--kl",
+        choices=["analytic", "monte_carlo"],
+        default="analytic",
+        help="KL term in closed form, or the tutorial's single-sample "
+        "estimate log q(z|x) - log p(z) (default %(default)s)",
+    )
 
 
 def main(argv=None):
     args = cli.parse_args(
-        "cvae", __doc__, epochs=100, optimizer=None, argv=argv, extra=_cvae_flags,
+        "cvae",
+        __doc__,
+        epochs=100,
+        optimizer=None,
+        argv=argv,
+        extra=_cvae_flags,
         defaults={"batch_size": 100, "latent_dim": 50, "binarize": "static"},
     )
 
@@ -50,8 +63,12 @@ def main(argv=None):
     with workflow.one_line_errors(args):
         data = workflow.load_data(args, multiple_of=4)
         encoder, decoder, vae = build_conv_vae(
-            input_shape=data.image_shape, latent_dim=args.latent_dim,
-            loss="mse" if args.mse else "bce_logits", kl=args.kl, beta=args.beta, k=args.k,
+            input_shape=data.image_shape,
+            latent_dim=args.latent_dim,
+            loss="mse" if args.mse else "bce_logits",
+            kl=args.kl,
+            beta=args.beta,
+            k=args.k,
             seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
@@ -59,8 +76,9 @@ def main(argv=None):
         if args.weights:
             workflow.load(args, vae)
         else:
-            frames = GenerationFrames(os.path.join(args.out, "cvae"), n=16, seed=args.seed,
-                                      gif="cvae.gif")
+            frames = GenerationFrames(
+                os.path.join(args.out, "cvae"), n=16, seed=args.seed, gif="cvae.gif"
+            )
             workflow.fit_and_save(args, vae, data, callbacks=[EpochSummary(), frames])
             print(f"saved {len(frames.frames)} frames and {frames.gif_path}")
         workflow.plot(args, encoder, decoder, vae, data)

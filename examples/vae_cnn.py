@@ -32,8 +32,14 @@ def main(argv=None):
     with workflow.one_line_errors(args):
         data = workflow.load_data(args, multiple_of=4)
         encoder, decoder, vae = build_cnn_vae(
-            input_shape=data.image_shape, filters=16, kernel_size=3,
-            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, k=args.k, seed=args.seed,
+            input_shape=data.image_shape,
+            filters=16,
+            kernel_size=3,
+            latent_dim=args.latent_dim,
+            loss=args.loss,
+            beta=args.beta,
+            k=args.k,
+            seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
         vae.compile(optimizer=workflow.optimizer(args))

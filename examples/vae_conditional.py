@@ -23,31 +23,53 @@ from vae import cli
 
 
 def _conditional_flags(parser):
-    parser.add_argument("--digit", type=int, metavar="D",
-                        help="also generate --samples draws of class D (0-9 for digits) into "
-                             "<out>/vae_conditional/digit_D.png")
-    parser.add_argument("--samples", type=cli.positive(1), default=10, metavar="N",
-                        help="draws of z: the columns of the classes grid, and the samples "
-                             "of --digit (default %(default)s)")
+    parser.add_argument(
+        "--digit",
+        type=int,
+        metavar="D",
+        help="also generate --samples draws of class D (0-9 for digits) into "
+        "<out>/vae_conditional/digit_D.png",
+    )
+    parser.add_argument(
+        "--samples",
+        type=cli.positive(1),
+        default=10,
+        metavar="N",
+        help="draws of z: the columns of the classes grid, and the samples "
+        "of --digit (default %(default)s)",
+    )
 
 
 def main(argv=None):
-    args = cli.parse_args("vae_conditional", __doc__, epochs=50, optimizer="adam", argv=argv,
-                          extra=_conditional_flags, iwae=False)
+    args = cli.parse_args(
+        "vae_conditional",
+        __doc__,
+        epochs=50,
+        optimizer="adam",
+        argv=argv,
+        extra=_conditional_flags,
+        iwae=False,
+    )
 
     from vae import workflow
-    from vae.data import DataError
     from vae.conditional import build_conditional_vae, plot_class_grid, plot_class_samples
+    from vae.data import DataError
 
     with workflow.one_line_errors(args):
         data = workflow.load_data(args, flatten=True, labels=True)
         classes = len(data.class_names)
         if args.digit is not None and not 0 <= args.digit < classes:
-            raise DataError(f"--digit {args.digit}: the data has classes 0 to "
-                                     f"{classes - 1}; choose one of them")
+            raise DataError(
+                f"--digit {args.digit}: the data has classes 0 to {classes - 1}; choose one of them"
+            )
         encoder, decoder, vae = build_conditional_vae(
-            original_dim=data.x_test.shape[1], num_classes=classes, intermediate_dim=512,
-            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, seed=args.seed,
+            original_dim=data.x_test.shape[1],
+            num_classes=classes,
+            intermediate_dim=512,
+            latent_dim=args.latent_dim,
+            loss=args.loss,
+            beta=args.beta,
+            seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
         vae.compile(optimizer=workflow.optimizer(args))
@@ -59,18 +81,34 @@ def main(argv=None):
         pictures = os.path.join(args.out, args.name)
         os.makedirs(pictures, exist_ok=True)
         grid = os.path.join(pictures, "classes.png")
-        plot_class_grid(decoder, grid, classes, n=args.samples, seed=args.seed,
-                        class_names=data.class_names, image_shape=data.image_shape,
-                        show=args.show)
-        print(f"saved the {classes} classes, each from the same {args.samples} draws of z, "
-              f"to {grid}")
+        plot_class_grid(
+            decoder,
+            grid,
+            classes,
+            n=args.samples,
+            seed=args.seed,
+            class_names=data.class_names,
+            image_shape=data.image_shape,
+            show=args.show,
+        )
+        print(
+            f"saved the {classes} classes, each from the same {args.samples} draws of z, to {grid}"
+        )
         if args.digit is not None:
             samples = os.path.join(pictures, f"digit_{args.digit}.png")
-            plot_class_samples(decoder, args.digit, args.samples, samples, seed=args.seed,
-                               class_names=data.class_names, image_shape=data.image_shape,
-                               show=args.show)
-            print(f"saved {args.samples} samples of class {data.class_names[args.digit]} "
-                  f"to {samples}")
+            plot_class_samples(
+                decoder,
+                args.digit,
+                args.samples,
+                samples,
+                seed=args.seed,
+                class_names=data.class_names,
+                image_shape=data.image_shape,
+                show=args.show,
+            )
+            print(
+                f"saved {args.samples} samples of class {data.class_names[args.digit]} to {samples}"
+            )
         return workflow.evaluate(args, vae, data)
 
 

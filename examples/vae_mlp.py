@@ -32,8 +32,13 @@ def main(argv=None):
     with workflow.one_line_errors(args):
         data = workflow.load_data(args, flatten=True)
         encoder, decoder, vae = build_mlp_vae(
-            original_dim=data.x_test.shape[1], intermediate_dim=512,
-            latent_dim=args.latent_dim, loss=args.loss, beta=args.beta, k=args.k, seed=args.seed,
+            original_dim=data.x_test.shape[1],
+            intermediate_dim=512,
+            latent_dim=args.latent_dim,
+            loss=args.loss,
+            beta=args.beta,
+            k=args.k,
+            seed=args.seed,
         )
         workflow.describe(args, encoder, decoder, vae)
         vae.compile(optimizer=workflow.optimizer(args))

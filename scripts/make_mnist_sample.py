@@ -27,8 +27,13 @@ COUNTS = {"train": 10_000, "test": 2_000}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="folder with the four IDX files (.gz or raw)")
-    parser.add_argument("out", type=Path, nargs="?", default=SAMPLE_PATH,
-                        help=f"output .npz (default {SAMPLE_PATH})")
+    parser.add_argument(
+        "out",
+        type=Path,
+        nargs="?",
+        default=SAMPLE_PATH,
+        help=f"output .npz (default {SAMPLE_PATH})",
+    )
     args = parser.parse_args()
 
     arrays = {}

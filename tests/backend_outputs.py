@@ -40,7 +40,8 @@ def main(kind, weights, model_file, inputs, out):
     from_model = outputs(loaded.encoder, loaded.decoder, x, z)
     names = ("z_mean", "z_log_var", "decoded")
     np.savez(
-        out, backend=keras.backend.backend(),
+        out,
+        backend=keras.backend.backend(),
         **{f"weights_{name}": value for name, value in zip(names, from_weights)},
         **{f"model_{name}": value for name, value in zip(names, from_model)},
     )

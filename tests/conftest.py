@@ -13,8 +13,9 @@ MNIST_DIR = Path(os.environ.get("VAE_DATA") or SHARED_MNIST)
 def _fashion_dir():
     """Where Debian's dataset-fashion-mnist put the IDX files, as dpkg lists them; else None."""
     try:
-        listing = subprocess.run(["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True,
-                                 text=True, check=True).stdout
+        listing = subprocess.run(
+            ["dpkg", "-L", "dataset-fashion-mnist"], capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
     for line in listing.splitlines():

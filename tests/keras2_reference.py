@@ -50,7 +50,7 @@ def read_images(path):
     magic = int.from_bytes(data[0:4], "big")
     if magic != 0x00000803:
         raise SystemExit(f"{path}: not an IDX image file (magic {magic:#010x})")
-    n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
+    n, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
     images = np.frombuffer(data, dtype=np.uint8, offset=16, count=n * rows * cols)
     return images.reshape(n, rows, cols).astype("float32") / 255.0
 
@@ -135,10 +135,15 @@ def main(argv=None):
 
         inputs = Input(shape=input_shape, name="encoder_input")
         x = inputs
-        for i in range(2):
+        for _ in range(2):
             filters *= 2
-            x = Conv2D(filters=filters, kernel_size=kernel_size, activation="relu",
-                       strides=2, padding="same")(x)
+            x = Conv2D(
+                filters=filters,
+                kernel_size=kernel_size,
+                activation="relu",
+                strides=2,
+                padding="same",
+            )(x)
         shape = K.int_shape(x)
         x = Flatten()(x)
         x = Dense(16, activation="relu")(x)
@@ -150,12 +155,22 @@ def main(argv=None):
         latent_inputs = Input(shape=(latent_dim,), name="z_sampling")
         x = Dense(shape[1] * shape[2] * shape[3], activation="relu")(latent_inputs)
         x = Reshape((shape[1], shape[2], shape[3]))(x)
-        for i in range(2):
-            x = Conv2DTranspose(filters=filters, kernel_size=kernel_size, activation="relu",
-                                strides=2, padding="same")(x)
+        for _ in range(2):
+            x = Conv2DTranspose(
+                filters=filters,
+                kernel_size=kernel_size,
+                activation="relu",
+                strides=2,
+                padding="same",
+            )(x)
             filters //= 2
-        outputs = Conv2DTranspose(filters=1, kernel_size=kernel_size, activation="sigmoid",
-                                  padding="same", name="decoder_output")(x)
+        outputs = Conv2DTranspose(
+            filters=1,
+            kernel_size=kernel_size,
+            activation="sigmoid",
+            padding="same",
+            name="decoder_output",
+        )(x)
         decoder = Model(latent_inputs, outputs, name="decoder")
 
         outputs = decoder(encoder(inputs)[2])
@@ -218,8 +233,10 @@ def main(argv=None):
         decoded=decoded,
         loss=np.float32(loss),
     )
-    print(f"{args.kind}: tf_keras {keras.__version__}, tensorflow {tf.__version__}, "
-          f"loss {loss:.3f}, layers with weights {layer_names}")
+    print(
+        f"{args.kind}: tf_keras {keras.__version__}, tensorflow {tf.__version__}, "
+        f"loss {loss:.3f}, layers with weights {layer_names}"
+    )
     return 0
 
 

@@ -17,13 +17,21 @@ print("ran on", flush=True)
 
 
 def _run(env):
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                            env=env, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
     return result.stdout.splitlines()
 
 
-@pytest.mark.skipif(not huge_pages_would_help(),
-                    reason="needs Linux glibc with transparent huge pages on request (madvise)")
+@pytest.mark.skipif(
+    not huge_pages_would_help(),
+    reason="needs Linux glibc with transparent huge pages on request (madvise)",
+)
 def test_a_script_restarts_once_in_place_with_the_tunable_and_keeps_the_others():
     env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}
     first, second, last = _run(env)

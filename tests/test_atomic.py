@@ -3,11 +3,14 @@
 The hard test kills a process that saves weights (and whole models) in a
 loop, alternating two different real files, with SIGKILL at random moments,
 and checks after every kill that the target is byte for byte one of the two
-and loads into a real model.
+and loads into a real model. It replays recorded bytes, so it can kill 36
+times in seconds; a second test kills Keras's own writer, `model.save_weights`
+through `vae.weights.save_weights`, in freshly started processes.
 """
 
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -21,7 +24,7 @@ import pytest
 
 from vae.atomic import atomic_write
 from vae.models import build_mlp_vae
-from vae.weights import load_weights, save_model, save_weights
+from vae.weights import WeightsError, load_weights, save_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +39,11 @@ def test_replaces_the_target_and_leaves_nothing_else(tmp_path):
 
 def test_writer_sees_a_temporary_beside_the_target_with_the_suffix(tmp_path):
     seen = []
-    atomic_write(tmp_path / "vae.h5", lambda path: seen.append(path) or Path(path).touch(),
-                 suffix=".weights.h5")
+    atomic_write(
+        tmp_path / "vae.h5",
+        lambda path: seen.append(path) or Path(path).touch(),
+        suffix=".weights.h5",
+    )
     (temporary,) = seen
     assert Path(temporary).parent == tmp_path and temporary.endswith(".weights.h5")
     assert Path(temporary).name.startswith(".vae.h5.")
@@ -150,8 +156,12 @@ def test_sigkill_while_saving_leaves_a_whole_file(kind, kills, tmp_path):
     folder.mkdir()
     target = folder / ("vae_mlp_mnist.h5" if kind == "weights" else "vae_mlp.keras")
     saver = subprocess.Popen(
-        [sys.executable, "-c", SAVER, kind, *map(str, files)], cwd=ROOT, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        [sys.executable, "-c", SAVER, kind, *map(str, files)],
+        cwd=ROOT,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
     def ask(line):
@@ -167,8 +177,10 @@ def test_sigkill_while_saving_leaves_a_whole_file(kind, kills, tmp_path):
             pid = int(ask(f"save {target}"))
             if kill % 2:  # right into a save in progress, once one shows
                 deadline = time.monotonic() + 0.5
-                while (not any(".partial" in p.name for p in folder.iterdir())
-                       and time.monotonic() < deadline):
+                while (
+                    not any(".partial" in p.name for p in folder.iterdir())
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.0005)
             else:  # at a random moment of the loop
                 time.sleep(rng.uniform(0.0, 0.08))
@@ -180,8 +192,10 @@ def test_sigkill_while_saving_leaves_a_whole_file(kind, kills, tmp_path):
                 assert partial.name.startswith(f".{target.name}.") and ".partial" in partial.name
                 partial.unlink()
             if target.exists() and target.read_bytes() not in good:
-                pytest.fail(f"torn file after kill {kill}: {target.stat().st_size} bytes, "
-                            f"not one of the two good files")
+                pytest.fail(
+                    f"torn file after kill {kill}: {target.stat().st_size} bytes, "
+                    f"not one of the two good files"
+                )
     finally:
         saver.stdin.close()
         saver.wait(timeout=10)
@@ -189,3 +203,90 @@ def test_sigkill_while_saving_leaves_a_whole_file(kind, kills, tmp_path):
     np.testing.assert_array_equal(load(target), good[target.read_bytes()])
     # The test means something only if kills hit saves in progress.
     assert torn >= kills // 2, f"only {torn} of {kills} kills landed mid-save"
+
+
+# Keras's own writer, killed. A fresh Python per kill (Keras's backends must
+# not be forked): it loads two weights files into two models, says "ready",
+# then saves them over the target in turn, B, A, B, ..., with the package's
+# save_weights, saying "saved" after each, until killed. The target starts as A.
+KERAS_SAVER = """
+import itertools, sys
+from vae.models import build_mlp_vae
+from vae.weights import load_weights, save_weights
+
+target, *sources = sys.argv[1:]
+models = []
+for source in sources:
+    _, _, vae = build_mlp_vae()
+    load_weights(vae, source)
+    models.append(vae)
+print("ready", flush=True)
+for n in itertools.count(1):
+    save_weights(models[n % 2], target)
+    print("saved", flush=True)
+"""
+
+
+def test_sigkill_while_keras_saves_weights_leaves_the_old_or_the_new_file(tmp_path):
+    # Names Keras's writer takes as they are (.weights.h5), so that a writer
+    # straight into the target would work, and be caught here.
+    sources, weights = [tmp_path / f"good_{seed}.weights.h5" for seed in (1, 2)], []
+    for seed, source in zip((1, 2), sources):
+        _, _, vae = build_mlp_vae(seed=seed)
+        save_weights(vae, source)
+        weights.append([keras.ops.convert_to_numpy(w) for w in vae.trainable_weights])
+    assert not np.array_equal(weights[0][0], weights[1][0])
+
+    def which(path):
+        """0 or 1: the good file whose weights `path` holds, loaded as a user loads it."""
+        _, _, vae = build_mlp_vae()
+        try:
+            load_weights(vae, path)
+        except WeightsError as error:  # a torn file: unreadable, or weights missing
+            return f"unloadable ({error})"
+        got = [keras.ops.convert_to_numpy(w) for w in vae.trainable_weights]
+        for index, expected in enumerate(weights):
+            if all(np.array_equal(g, e) for g, e in zip(got, expected)):
+                return index
+        return "loadable, but with the weights of neither file"
+
+    target = tmp_path / "out" / "vae_mlp_mnist.weights.h5"
+    target.parent.mkdir()
+    rng = random.Random(0)
+    torn = 0  # kills that landed while a temporary file was being written
+    for kill in range(6):
+        shutil.copyfile(sources[0], target)
+        saver = subprocess.Popen(
+            [sys.executable, "-c", KERAS_SAVER, str(target), *map(str, sources)],
+            cwd=ROOT,
+            text=True,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        )
+        completed = 0  # saves that said "saved": save n wrote file n % 2 (save 0 is the copy)
+        try:
+            assert saver.stdout.readline().strip() == "ready"
+            # After 0 to 3 whole saves, a random moment of the next (one takes
+            # 25-40 ms: the 3.3 MB file, flushed to disk).
+            for _ in range(rng.randrange(4)):
+                assert saver.stdout.readline().strip() == "saved"
+                completed += 1
+            time.sleep(rng.uniform(0.0, 0.03))
+        finally:
+            saver.kill()  # SIGKILL: no cleanup, no finally
+            rest, _ = saver.communicate(timeout=60)
+        assert saver.returncode == -signal.SIGKILL
+        completed += rest.split().count("saved")
+        partials = [p for p in target.parent.iterdir() if p != target]
+        found = which(target)
+        if found not in (0, 1):
+            pytest.fail(f"after kill {kill + 1}, {completed} saves in: the target is {found}")
+        if partials:  # killed mid-save: the target is still the last save's file, whole
+            assert found == completed % 2, f"kill {kill + 1}: the save in progress showed"
+            torn += 1
+        # else killed between saves, or between a save's rename and its "saved"
+        for partial in partials:  # what a killed save leaves: hidden, beside the target
+            assert partial.name.startswith(f".{target.name}.") and ".partial" in partial.name
+            partial.unlink()
+    # The test means something only if kills hit saves in progress.
+    assert torn >= 3, f"only {torn} of 6 kills landed mid-save"

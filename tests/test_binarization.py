@@ -26,7 +26,7 @@ def test_static_threshold_is_exactly_greater_than_one_half():
 
 def test_static_binarization_of_real_digits_matches_the_tutorials_formula(mnist_flat):
     (x_train, _), _ = mnist_flat
-    np.testing.assert_array_equal(binarize(x_train[:500]), np.where(x_train[:500] > .5, 1.0, 0.0))
+    np.testing.assert_array_equal(binarize(x_train[:500]), np.where(x_train[:500] > 0.5, 1.0, 0.0))
 
 
 def test_one_dynamic_draw_is_seeded_and_has_the_grey_levels_as_mean():
@@ -36,8 +36,9 @@ def test_one_dynamic_draw_is_seeded_and_has_the_grey_levels_as_mean():
     np.testing.assert_array_equal(binarize(GREY, "dynamic"), binarize(GREY, "dynamic"))
     assert not np.array_equal(binarize(GREY, "dynamic", seed=1), binarize(GREY, "dynamic"))
     # Levels 0 and 1 never flip.
-    np.testing.assert_array_equal(binarize(np.array([0.0, 1.0] * 50), "dynamic", seed=3),
-                                  [0.0, 1.0] * 50)
+    np.testing.assert_array_equal(
+        binarize(np.array([0.0, 1.0] * 50), "dynamic", seed=3), [0.0, 1.0] * 50
+    )
 
 
 def test_unknown_binarization_is_refused():
@@ -89,8 +90,9 @@ def test_each_epoch_reshuffles_the_digits():
     orders = []
     for _ in range(2):
         batches = np.concatenate(epoch(dataset)).reshape(len(digits), -1)
-        np.testing.assert_array_equal(np.unique(batches, axis=0),
-                                      np.unique(digits.reshape(len(digits), -1), axis=0))
+        np.testing.assert_array_equal(
+            np.unique(batches, axis=0), np.unique(digits.reshape(len(digits), -1), axis=0)
+        )
         orders.append(batches)
     assert not np.array_equal(orders[0], orders[1])
 
@@ -126,8 +128,33 @@ def test_dynamic_batches_carry_their_own_labels_for_a_conditional_model():
     dataset.on_epoch_begin()
     seen = []
     for index in range(len(dataset)):
-        (digits, batch_labels), = dataset[index]
+        ((digits, batch_labels),) = dataset[index]
         rows = batch_labels[:, 0].astype(int)
         np.testing.assert_array_equal(digits, images[rows])
         seen.extend(rows)
     assert sorted(seen) == list(range(250)) and seen != sorted(seen)  # all, shuffled
+
+
+def test_perturb_replaces_the_asked_fraction_of_pixels_by_noise():
+    black = np.zeros((400, 784), np.float32)
+    # Binary images: a replaced pixel is a fair coin, so a black image gets
+    # ones at half the rate of replacement.
+    binary = np.concatenate(
+        [DynamicBinarization(black, 100, seed=0, perturb=0.2)[i][0] for i in range(4)]
+    )
+    assert set(np.unique(binary)) == {0.0, 1.0}
+    assert binary.mean() == pytest.approx(0.1, abs=0.005)
+    # Grey images (no binarization): a replaced pixel is a uniform grey level.
+    grey = np.full((400, 784), 0.25, np.float32)
+    perturbed = np.concatenate(
+        [
+            DynamicBinarization(grey, 100, seed=0, binarize=False, perturb=0.3)[i][0]
+            for i in range(4)
+        ]
+    )
+    replaced = perturbed != 0.25
+    assert replaced.mean() == pytest.approx(0.3, abs=0.005)
+    assert perturbed[replaced].mean() == pytest.approx(0.5, abs=0.01)
+    assert perturbed[replaced].min() >= 0 and perturbed[replaced].max() < 1
+    with pytest.raises(ValueError, match="perturb must be a fraction"):
+        DynamicBinarization(grey, 100, perturb=1.0)

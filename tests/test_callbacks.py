@@ -24,8 +24,14 @@ def run(tmp_path_factory):
     summary = EpochSummary()
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        history = vae.fit(X[:48], epochs=2, batch_size=16, validation_data=(X[48:], None),
-                          callbacks=[summary, frames], verbose=0)
+        history = vae.fit(
+            X[:48],
+            epochs=2,
+            batch_size=16,
+            validation_data=(X[48:], None),
+            callbacks=[summary, frames],
+            verbose=0,
+        )
     return folder, frames, summary, history, printed.getvalue()
 
 
@@ -42,8 +48,9 @@ def test_epoch_summary_prints_the_test_elbo_and_time_after_each_epoch(run):
     *_, summary, history, printed = run
     assert printed.splitlines() == summary.lines and len(summary.lines) == 2
     for epoch, line in enumerate(summary.lines):
-        match = re.fullmatch(r"Epoch (\d)/2: test-set ELBO (-[\d.]+) nats per digit, ([\d.]+) s",
-                             line)
+        match = re.fullmatch(
+            r"Epoch (\d)/2: test-set ELBO (-[\d.]+) nats per digit, ([\d.]+) s", line
+        )
         assert match, line
         assert int(match[1]) == epoch + 1
         assert float(match[2]) == pytest.approx(-history.history["val_loss"][epoch], abs=0.01)
@@ -83,8 +90,9 @@ def test_frames_decode_the_same_latent_points_every_epoch(tmp_path):
 
 def test_logits_decoders_are_drawn_through_a_sigmoid(tmp_path, monkeypatch):
     drawn = []
-    monkeypatch.setattr("vae.callbacks.plot_digits",
-                        lambda digits, filename, title=None: drawn.append(digits))
+    monkeypatch.setattr(
+        "vae.callbacks.plot_digits", lambda digits, filename, title=None: drawn.append(digits)
+    )
     _, decoder, vae = build_conv_vae(latent_dim=4, seed=0)
     output = decoder.get_layer("decoder_output")
     kernel, bias = output.get_weights()
@@ -103,8 +111,14 @@ def warmed_up(mnist_flat):
     (x_train, _), (x_test, _) = mnist_flat
     _, _, vae = build_mlp_vae(intermediate_dim=64, seed=0, beta=4.0)
     vae.compile(optimizer="adam")
-    history = vae.fit(x_train[:1000], epochs=4, batch_size=100, verbose=0,
-                      validation_data=(x_test[:200], None), callbacks=[KLWarmup(2)])
+    history = vae.fit(
+        x_train[:1000],
+        epochs=4,
+        batch_size=100,
+        verbose=0,
+        validation_data=(x_test[:200], None),
+        callbacks=[KLWarmup(2)],
+    )
     return vae, history.history
 
 
@@ -122,10 +136,12 @@ def test_loss_is_the_weighted_bound_and_negative_elbo_the_unweighted_one(warmed_
         reconstruction = np.array(history[prefix + "reconstruction_loss"])
         kl = np.array(history[prefix + "kl_loss"])
         weight = np.array(history["kl_weight"])
-        np.testing.assert_allclose(history[prefix + "loss"], reconstruction + weight * kl,
-                                   rtol=1e-4)
-        np.testing.assert_allclose(history[prefix + "negative_elbo"], reconstruction + kl,
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            history[prefix + "loss"], reconstruction + weight * kl, rtol=1e-4
+        )
+        np.testing.assert_allclose(
+            history[prefix + "negative_elbo"], reconstruction + kl, rtol=1e-4
+        )
 
 
 def test_kl_warmup_of_no_epochs_keeps_beta():
@@ -139,6 +155,7 @@ def test_epoch_summary_prints_the_unweighted_elbo():
     summary = EpochSummary()
     summary.set_params({"epochs": 1})
     summary.on_epoch_begin(0)
-    summary.on_epoch_end(0, {"loss": 120.0, "val_loss": 130.0, "negative_elbo": 100.0,
-                             "val_negative_elbo": 110.0})
+    summary.on_epoch_end(
+        0, {"loss": 120.0, "val_loss": 130.0, "negative_elbo": 100.0, "val_negative_elbo": 110.0}
+    )
     assert "test-set ELBO -110.00 nats" in summary._pending

@@ -4,6 +4,10 @@ Every case of the table runs `examples/vae_mlp.py` in a fresh process (a few
 at a time, to keep the suite quick) and checks the exit status, that stderr
 says what is wrong in one line holding the key words, and that no Python
 traceback shows. Ctrl-C is a real SIGINT sent to a real training process.
+
+The scripts run on this session's Keras backend (KERAS_BACKEND), so the
+`core` tests here, the NaN loss, Ctrl-C and resuming, run on every backend
+in CI; the rest of the table is decided before Keras starts.
 """
 
 import concurrent.futures
@@ -29,12 +33,15 @@ from vae.models import build_cnn_vae, build_mlp_vae
 from vae.weights import WeightsError, load_weights, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+BACKEND = keras.backend.backend()
 SCRIPT = ROOT / "examples" / "vae_mlp.py"
 ENV = {**os.environ, "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 # TensorFlow's C++ start-up logging, which no setting silences: "WARNING: All log
 # messages before absl::InitializeLog() ...", "I0000 00:00:... cudart_stub.cc:31] ...".
-TF_LOGGING = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWEF]\d{4} "
-                        r"\d\d:\d\d:\d\d|To enable the following instructions)")
+TF_LOGGING = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog|[IWEF]\d{4} "
+    r"\d\d:\d\d:\d\d|To enable the following instructions)"
+)
 
 
 # The script's own one-line warnings, such as "model diagrams skipped" on a
@@ -45,13 +52,22 @@ WARNING = re.compile(r"^vae_mlp\.py: warning: ")
 def _messages(stderr):
     """The lines of stderr that the script wrote, less TensorFlow's start-up logging and
     the script's warnings."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and not TF_LOGGING.match(line) and not WARNING.match(line)]
+    return [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not TF_LOGGING.match(line) and not WARNING.match(line)
+    ]
 
 
 def _run(args, cwd, timeout=300):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=ENV, text=True,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=cwd,
+        env=ENV,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
 
 
 def _idx(array):
@@ -63,18 +79,28 @@ def inputs(tmp_path_factory, mnist_path):
     """Files for the table: good and bad data, good and bad weights, odd folders."""
     folder = tmp_path_factory.mktemp("inputs")
     (x_train, y_train), (x_test, y_test) = load_raw_mnist(mnist_path)
-    small = dict(x_train=x_train[:300], y_train=y_train[:300], x_test=x_test[:100],
-                 y_test=y_test[:100])
+    small = dict(
+        x_train=x_train[:300], y_train=y_train[:300], x_test=x_test[:100], y_test=y_test[:100]
+    )
     np.savez(folder / "small.npz", **small)
-    np.savez(folder / "training.npz", x_train=x_train[:1000], y_train=y_train[:1000],
-             x_test=x_test[:100], y_test=y_test[:100])
+    np.savez(
+        folder / "training.npz",
+        x_train=x_train[:1000],
+        y_train=y_train[:1000],
+        x_test=x_test[:100],
+        y_test=y_test[:100],
+    )
     np.savez(folder / "wrong_shape.npz", **{**small, "x_train": small["x_train"].reshape(300, 784)})
     # Floats are taken as grey levels in [0, 1]: these are 0..255.
     np.savez(folder / "out_of_range.npz", **{**small, "x_test": small["x_test"].astype(np.float32)})
     lying = folder / "lying"  # four IDX files; the training images' header claims 10**9
     lying.mkdir()
-    for key, name in [("x_train", "train-images-idx3-ubyte"), ("y_train", "train-labels-idx1-ubyte"),
-                      ("x_test", "t10k-images-idx3-ubyte"), ("y_test", "t10k-labels-idx1-ubyte")]:
+    for key, name in [
+        ("x_train", "train-images-idx3-ubyte"),
+        ("y_train", "train-labels-idx1-ubyte"),
+        ("x_test", "t10k-images-idx3-ubyte"),
+        ("y_test", "t10k-labels-idx1-ubyte"),
+    ]:
         data = _idx(small[key])
         if key == "x_train":
             data = struct.pack(">4I", 0x803, 10**9, 28, 28) + data[16:]
@@ -90,7 +116,8 @@ def inputs(tmp_path_factory, mnist_path):
         (folder / name).mkdir()
         for i, size in enumerate(sizes):
             Image.fromarray(small["x_train"][i]).resize((size, size)).save(
-                folder / name / f"{i}.png")
+                folder / name / f"{i}.png"
+            )
     png = (folder / "corrupt" / "2.png").read_bytes()
     (folder / "corrupt" / "2.png").write_bytes(png[: len(png) // 2])
     _, _, mlp = build_mlp_vae()
@@ -113,14 +140,31 @@ def inputs(tmp_path_factory, mnist_path):
         unwritable.chmod(0o500)
     else:  # root writes through file modes; not into sysfs
         unwritable = Path("/sys")
-    return {"tmp": folder, "unwritable": unwritable, **{
-        name: folder / file for name, file in [
-            ("small", "small.npz"), ("training", "training.npz"),
-            ("wrong_shape", "wrong_shape.npz"), ("out_of_range", "out_of_range.npz"),
-            ("lying", "lying"), ("text", "notes.txt"), ("png", "digit.png"),
-            ("good", "good.h5"), ("truncated", "truncated.h5"), ("latent50", "latent50.h5"),
-            ("cnn", "cnn.h5"), ("empty", "empty"), ("unfinished", "unfinished"),
-            ("nan_out", "nan_out"), ("corrupt", "corrupt"), ("mixed", "mixed")]}}
+    return {
+        "tmp": folder,
+        "unwritable": unwritable,
+        **{
+            name: folder / file
+            for name, file in [
+                ("small", "small.npz"),
+                ("training", "training.npz"),
+                ("wrong_shape", "wrong_shape.npz"),
+                ("out_of_range", "out_of_range.npz"),
+                ("lying", "lying"),
+                ("text", "notes.txt"),
+                ("png", "digit.png"),
+                ("good", "good.h5"),
+                ("truncated", "truncated.h5"),
+                ("latent50", "latent50.h5"),
+                ("cnn", "cnn.h5"),
+                ("empty", "empty"),
+                ("unfinished", "unfinished"),
+                ("nan_out", "nan_out"),
+                ("corrupt", "corrupt"),
+                ("mixed", "mixed"),
+            ]
+        },
+    }
 
 
 # case: (arguments, exit status, words the one line of stderr must hold).
@@ -141,12 +185,21 @@ CASES = {
     "out not writable": (["--out", "{unwritable}"], 2, ["--out", "cannot write there"]),
     "checkpoint dir a file": (["--checkpoint-dir", "{text}"], 2, ["--checkpoint-dir", "a file"]),
     "resume without checkpoint dir": (["--resume"], 2, ["--resume needs --checkpoint-dir"]),
-    "resume with no backup": (["--checkpoint-dir", "{empty}", "--resume"], 2,
-                              ["no backup of vae_mlp", "without --resume"]),
-    "backup there, no resume": (["--checkpoint-dir", "{unfinished}"], 2,
-                                ["unfinished run (2 epochs done)", "add --resume"]),
-    "weights and resume": (["-w", "{good}", "--checkpoint-dir", "{empty}", "--resume"], 2,
-                           ["give one or the other"]),
+    "resume with no backup": (
+        ["--checkpoint-dir", "{empty}", "--resume"],
+        2,
+        ["no backup of vae_mlp", "without --resume"],
+    ),
+    "backup there, no resume": (
+        ["--checkpoint-dir", "{unfinished}"],
+        2,
+        ["unfinished run (2 epochs done)", "add --resume"],
+    ),
+    "weights and resume": (
+        ["-w", "{good}", "--checkpoint-dir", "{empty}", "--resume"],
+        2,
+        ["give one or the other"],
+    ),
     "weights a text file": (["-w", "{text}"], 1, ["notes.txt", "a text file, not an HDF5"]),
     "weights a PNG": (["-w", "{png}"], 1, ["digit.png", "a PNG image, not an HDF5"]),
     "weights truncated": (["-w", "{truncated}"], 1, ["truncated.h5", "truncated HDF5 file"]),
@@ -161,30 +214,57 @@ CASES = {
     "beta below 0": (["--beta", "-1"], 2, ["--beta", "not a number >= 0"]),
     "k with beta": (["--k", "5", "--beta", "2"], 2, ["--k 5", "leave out --beta"]),
     # These need the model, so Keras.
-    "weights latent 50 into 2": (["-w", "{latent50}", "--data", "{small}"], 1,
-                                 ["encoder/z_mean", "(512, 50) in the file", "(512, 2) in the model"]),
-    "CNN weights into the MLP": (["-w", "{cnn}", "--data", "{small}"], 1,
-                                 ["encoder/encoder_dense", "(3136, 16)", "(784, 512)"]),
-    "NaN loss": (["--learning-rate", "1e10", "--data", "{small}", "--epochs", "3",
-                  "--batch-size", "100", "--out", "{nan_out}"], 1,
-                 ["the loss became nan in epoch 1", "was not written", "--learning-rate"]),
+    "weights latent 50 into 2": (
+        ["-w", "{latent50}", "--data", "{small}"],
+        1,
+        ["encoder/z_mean", "(512, 50) in the file", "(512, 2) in the model"],
+    ),
+    "CNN weights into the MLP": (
+        ["-w", "{cnn}", "--data", "{small}"],
+        1,
+        ["encoder/encoder_dense", "(3136, 16)", "(784, 512)"],
+    ),
+    "NaN loss": (
+        [
+            "--learning-rate",
+            "1e10",
+            "--data",
+            "{small}",
+            "--epochs",
+            "3",
+            "--batch-size",
+            "100",
+            "--out",
+            "{nan_out}",
+        ],
+        1,
+        ["the loss became nan in epoch 1", "was not written", "--learning-rate"],
+    ),
 }
 NEED_KERAS = {"weights latent 50 into 2", "CNN weights into the MLP", "NaN loss"}
 
 
 @pytest.fixture(scope="module")
-def answers(inputs, tmp_path_factory):
-    """Every case of the table, run as a script, three at a time."""
+def script_runs(inputs, tmp_path_factory):
+    """Runs a case of the table as a script, once: `script_runs(case)` is its CompletedProcess."""
+    done = {}
 
     def run(case):
-        args = [arg.format(**inputs) for arg in CASES[case][0]]
-        cwd = tmp_path_factory.mktemp("run")
-        return _run(args, cwd)
+        if case not in done:
+            args = [arg.format(**inputs) for arg in CASES[case][0]]
+            done[case] = _run(args, tmp_path_factory.mktemp("run"))
+        return done[case]
 
+    return run
+
+
+@pytest.fixture(scope="module")
+def answers(script_runs):
+    """Every case of the table, three at a time."""
     # The slow ones first, so the quick ones fill the gaps.
     order = sorted(CASES, key=lambda case: case not in NEED_KERAS)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        return dict(zip(order, pool.map(run, order)))
+        return dict(zip(order, pool.map(script_runs, order)))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -207,8 +287,14 @@ def test_bad_paths_and_files_are_found_before_keras_starts(answers):
         assert not any(TF_LOGGING.match(line) for line in answers[case].stderr.splitlines()), case
 
 
-def test_nan_loss_leaves_the_previous_weights(answers, inputs):
-    assert answers["NaN loss"].returncode == 1
+@pytest.mark.core
+def test_nan_loss_leaves_the_previous_weights(script_runs, inputs):
+    # The table's NaN case alone (the whole table where it ran already): on the
+    # other backends only this one trains, the rest never reaches Keras.
+    completed = script_runs("NaN loss")
+    assert completed.returncode == 1, completed.stderr[-3000:]
+    (message,) = _messages(completed.stderr)
+    assert all(word in message for word in CASES["NaN loss"][2]), message
     weights = inputs["nan_out"] / "vae_mlp_mnist.h5"
     assert weights.read_bytes() == (inputs["tmp"] / "good.h5").read_bytes()  # the earlier run's
 
@@ -259,13 +345,20 @@ def interrupted(inputs, tmp_path_factory):
     # even where the tests themselves run with SIGINT ignored (as `cmd &` does).
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     uninterrupted = {}
-    thread = threading.Thread(target=lambda: uninterrupted.update(result=_run(
-        [*data, *TRAINING, "--checkpoint-dir", "ck_u", "--out", "u"], folder)))
+    thread = threading.Thread(
+        target=lambda: uninterrupted.update(
+            result=_run([*data, *TRAINING, "--checkpoint-dir", "ck_u", "--out", "u"], folder)
+        )
+    )
     thread.start()
 
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), *data, *TRAINING, "--checkpoint-dir", "ck", "--out", "i"],
-        cwd=folder, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=folder,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     seen = []
     for line in process.stdout:  # Keras prints "Epoch 3/4" as epoch 3 begins
@@ -274,8 +367,9 @@ def interrupted(inputs, tmp_path_factory):
             process.send_signal(signal.SIGINT)
             break
     stdout, stderr = process.communicate(timeout=300)
-    stopped = subprocess.CompletedProcess(process.args, process.returncode,
-                                          "".join(seen) + stdout, stderr)
+    stopped = subprocess.CompletedProcess(
+        process.args, process.returncode, "".join(seen) + stdout, stderr
+    )
     thread.join()
     signal.signal(signal.SIGINT, previous)
     shutil.copyfile(folder / "ck" / "vae_mlp" / "latest.weights.h5", folder / "backup.weights.h5")
@@ -283,6 +377,7 @@ def interrupted(inputs, tmp_path_factory):
     return folder, uninterrupted["result"], stopped, resumed
 
 
+@pytest.mark.core
 def test_ctrl_c_saves_the_weights_reached_and_exits_130(interrupted):
     folder, _, stopped, _ = interrupted
     assert stopped.returncode == 130, stopped.stderr[-3000:]
@@ -291,7 +386,9 @@ def test_ctrl_c_saves_the_weights_reached_and_exits_130(interrupted):
     where = re.fullmatch(
         r"vae_mlp\.py: interrupted in epoch (\d) after \d+ batch(es)?: saved the weights "
         r"reached so far to i/vae_mlp_mnist\.h5; --resume continues from the end of epoch "
-        r"(\d) \(backup in ck/vae_mlp\)", message)
+        r"(\d) \(backup in ck/vae_mlp\)",
+        message,
+    )
     assert where, message
     epoch, backed_up = int(where.group(1)), int(where.group(3))
     assert 3 <= epoch <= 5 and backed_up == epoch - 1
@@ -301,24 +398,57 @@ def test_ctrl_c_saves_the_weights_reached_and_exits_130(interrupted):
     load_weights(saved, folder / "i" / "vae_mlp_mnist.h5")
     _, _, backed_up = build_mlp_vae()
     load_weights(backed_up, folder / "backup.weights.h5")
-    assert not np.array_equal(keras.ops.convert_to_numpy(saved.trainable_weights[0]),
-                              keras.ops.convert_to_numpy(backed_up.trainable_weights[0]))
+    assert not np.array_equal(
+        keras.ops.convert_to_numpy(saved.trainable_weights[0]),
+        keras.ops.convert_to_numpy(backed_up.trainable_weights[0]),
+    )
 
 
+# How close a resumed run ends to an uninterrupted one, relatively, in each
+# epoch's loss and val_loss and the test loss. On TensorFlow it is the same run:
+# every printed digit agrees. On JAX and PyTorch the backup does not restore
+# the order in which Keras shuffles the digits (README), so the resumed epochs
+# train on other batches, and "close to" is stated as within 2%. Measured: up
+# to 0.73% (PyTorch's val_loss in epoch 5, 201.57 against 203.06; JAX's up to
+# 0.59%), where a run started afresh is 27% off in val_loss and 81% in loss
+# (epoch 1 against epoch 3), and an epoch of training moves the loss by 3-10%.
+RESUMED_WITHIN = 0.0 if BACKEND == "tensorflow" else 0.02
+
+
+def _close(got, expected):
+    return abs(float(got) - float(expected)) <= RESUMED_WITHIN * abs(float(expected))
+
+
+@pytest.mark.core
 def test_resumed_run_ends_where_an_uninterrupted_run_ends(interrupted):
     folder, uninterrupted, stopped, resumed = interrupted
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for run in (uninterrupted, resumed):
+        assert f"on the {BACKEND} backend" in run.stdout  # the tolerance is this backend's
     done = int(re.search(r"end of epoch (\d)", stopped.stderr).group(1))
     assert f"resuming from ck/vae_mlp: {done} of 5 epochs done" in resumed.stdout
     expected, got = _epoch_metrics(uninterrupted.stdout), _epoch_metrics(resumed.stdout)
     assert sorted(expected) == [1, 2, 3, 4, 5]
     assert sorted(got) == list(range(done + 1, 6))  # only the epochs left
-    # The same seed, the same losses to the last printed digit: the weights, the
-    # optimizer's state and the random stream all came back.
-    for epoch in got:
-        assert got[epoch] == expected[epoch] and "val_loss" in got[epoch]
-    assert _test_loss(resumed.stdout) == _test_loss(uninterrupted.stdout)
+    table = {epoch: (got[epoch], expected[epoch]) for epoch in got}
+    if BACKEND == "tensorflow":
+        # The same seed, the same losses to the last printed digit: the weights,
+        # the optimizer's state and the random stream all came back.
+        for epoch in got:
+            assert got[epoch] == expected[epoch] and "val_loss" in got[epoch], table
+        assert _test_loss(resumed.stdout) == _test_loss(uninterrupted.stdout)
+    else:
+        for epoch in got:
+            assert sorted(got[epoch]) == sorted(expected[epoch]), table
+            for metric in ("loss", "val_loss"):
+                assert _close(got[epoch][metric], expected[epoch][metric]), (epoch, metric, table)
+        test_losses = [float(_test_loss(run.stdout).split()[0]) for run in (resumed, uninterrupted)]
+        assert _close(*test_losses), test_losses
+        # The tolerance tells resuming from starting afresh: the uninterrupted
+        # run's first epoch is far outside it from the first epoch resumed.
+        for metric in ("loss", "val_loss"):
+            assert not _close(expected[1][metric], expected[done + 1][metric]), expected
     # Each run's backup is gone once its weights were saved.
     assert not (folder / "ck" / "vae_mlp").exists() and not (folder / "ck_u" / "vae_mlp").exists()
     assert (folder / "i" / "vae_mlp_mnist.h5").exists()

@@ -7,7 +7,12 @@ import pytest
 from PIL import Image
 
 from vae.conditional import (
-    ConditionalVAE, build_conditional_vae, generate, one_hot, plot_class_grid, plot_class_samples,
+    ConditionalVAE,
+    build_conditional_vae,
+    generate,
+    one_hot,
+    plot_class_grid,
+    plot_class_samples,
 )
 from vae.models import build_mlp_vae
 from vae.weights import WeightsError, load_weights, save_weights
@@ -43,21 +48,35 @@ def trained(digits):
     test = (x_test, one_hot(y_test, 10))
     before = vae.evaluate(test, verbose=0, return_dict=True)
     untrained = _label_and_style_effects(decoder)
-    history = vae.fit((x_train, one_hot(y_train, 10)), epochs=10, batch_size=32,
-                      validation_data=(test, None), verbose=0)
+    history = vae.fit(
+        (x_train, one_hot(y_train, 10)),
+        epochs=10,
+        batch_size=32,
+        validation_data=(test, None),
+        verbose=0,
+    )
     after = vae.evaluate(test, verbose=0, return_dict=True)
-    return {"encoder": encoder, "decoder": decoder, "vae": vae, "before": before,
-            "after": after, "history": history.history, "untrained": untrained}
+    return {
+        "encoder": encoder,
+        "decoder": decoder,
+        "vae": vae,
+        "before": before,
+        "after": after,
+        "history": history.history,
+        "untrained": untrained,
+    }
 
 
 def _label_and_style_effects(decoder, n=20):
     """Mean |pixel change| from swapping the label at a fixed z, and from redrawing z."""
-    z, other_z = (np.random.default_rng(s).standard_normal((n, 2)).astype("float32")
-                  for s in (1, 2))
+    z, other_z = (
+        np.random.default_rng(s).standard_normal((n, 2)).astype("float32") for s in (1, 2)
+    )
     by_class = np.stack([generate(decoder, np.full(n, c), z=z) for c in range(10)])
     redrawn = np.stack([generate(decoder, np.full(n, c), z=other_z) for c in range(10)])
-    label = np.mean([np.abs(by_class[a] - by_class[b]).mean()
-                     for a in range(10) for b in range(10) if a != b])
+    label = np.mean(
+        [np.abs(by_class[a] - by_class[b]).mean() for a in range(10) for b in range(10) if a != b]
+    )
     return label, np.abs(by_class - redrawn).mean()
 
 
@@ -71,11 +90,20 @@ def test_layers_and_shapes(digits):
     encoder, decoder, vae = build_conditional_vae(latent_dim=3)
     assert isinstance(vae, ConditionalVAE) and vae.name == "conditional_vae"
     assert [layer.name for layer in encoder.layers] == [
-        "encoder_input", "encoder_labels", "encoder_concat", "encoder_dense", "z_mean",
-        "z_log_var", "z",
+        "encoder_input",
+        "encoder_labels",
+        "encoder_concat",
+        "encoder_dense",
+        "z_mean",
+        "z_log_var",
+        "z",
     ]
     assert [layer.name for layer in decoder.layers] == [
-        "z_sampling", "decoder_labels", "decoder_concat", "decoder_dense", "decoder_output",
+        "z_sampling",
+        "decoder_labels",
+        "decoder_concat",
+        "decoder_dense",
+        "decoder_output",
     ]
     # The label enters the first layer of each: 784 + 10 and 3 + 10 inputs.
     assert encoder.get_layer("encoder_dense").kernel.shape == (794, 512)
@@ -115,8 +143,12 @@ def test_config_round_trip_keeps_the_options_and_the_class():
     _, _, vae = build_conditional_vae(latent_dim=3, loss="mse", beta=0.5)
     clone = ConditionalVAE.from_config(vae.get_config())
     assert isinstance(clone, ConditionalVAE)
-    assert (clone.reconstruction, clone.kl, clone.beta, clone.name) == ("mse", "analytic", 0.5,
-                                                                        "conditional_vae")
+    assert (clone.reconstruction, clone.kl, clone.beta, clone.name) == (
+        "mse",
+        "analytic",
+        0.5,
+        "conditional_vae",
+    )
     assert clone.encoder.input_shape == [(None, 784), (None, 10)]
     assert clone.decoder.input_shape == [(None, 3), (None, 10)]
 
@@ -124,11 +156,13 @@ def test_config_round_trip_keeps_the_options_and_the_class():
 def _same_functions(a, b, x, labels):
     """Asserts that two (encoder, decoder) pairs compute exactly the same on `x` and `labels`."""
     (encoder_a, decoder_a), (encoder_b, decoder_b) = a, b
-    np.testing.assert_array_equal(encoder_a.predict([x, labels], verbose=0)[0],
-                                  encoder_b.predict([x, labels], verbose=0)[0])
+    np.testing.assert_array_equal(
+        encoder_a.predict([x, labels], verbose=0)[0], encoder_b.predict([x, labels], verbose=0)[0]
+    )
     z = np.random.default_rng(3).standard_normal((len(x), 2)).astype("float32")
-    np.testing.assert_array_equal(decoder_a.predict([z, labels], verbose=0),
-                                  decoder_b.predict([z, labels], verbose=0))
+    np.testing.assert_array_equal(
+        decoder_a.predict([z, labels], verbose=0), decoder_b.predict([z, labels], verbose=0)
+    )
 
 
 @core
@@ -138,8 +172,7 @@ def test_whole_model_round_trips_through_a_keras_file_in_safe_mode(digits, tmp_p
     vae.save(tmp_path / "cvae.keras")
     loaded = keras.models.load_model(tmp_path / "cvae.keras")  # safe_mode=True is the default
     assert isinstance(loaded, ConditionalVAE) and loaded.reconstruction == "mse"
-    _same_functions((encoder, decoder), (loaded.encoder, loaded.decoder), x[:8],
-                    one_hot(y[:8], 10))
+    _same_functions((encoder, decoder), (loaded.encoder, loaded.decoder), x[:8], one_hot(y[:8], 10))
 
 
 @core
@@ -153,8 +186,10 @@ def test_weights_round_trip_through_save_and_load_weights(digits, tmp_path, name
     other_encoder, other_decoder, other = build_conditional_vae(seed=5)
     labels = one_hot(y[:8], 10)
     # Freshly built, the other model computes something else: the check below can fail.
-    assert not np.allclose(encoder.predict([x[:8], labels], verbose=0)[0],
-                           other_encoder.predict([x[:8], labels], verbose=0)[0])
+    assert not np.allclose(
+        encoder.predict([x[:8], labels], verbose=0)[0],
+        other_encoder.predict([x[:8], labels], verbose=0)[0],
+    )
     load_weights(other, tmp_path / name)
     _same_functions((encoder, decoder), (other_encoder, other_decoder), x[:8], labels)
 
@@ -175,14 +210,21 @@ def test_weights_of_the_unconditional_vae_are_refused_by_name_of_the_layer(tmp_p
 @core
 def test_fit_on_pairs_lowers_the_test_loss(trained):
     before, after, history = trained["before"], trained["after"], trained["history"]
-    assert set(history) >= {"loss", "reconstruction_loss", "kl_loss", "val_loss",
-                            "val_reconstruction_loss", "val_kl_loss"}
+    assert set(history) >= {
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "val_loss",
+        "val_reconstruction_loss",
+        "val_kl_loss",
+    }
     # Untrained, every pixel is ~0.5: 784 * log 2 = 543 nats.
     assert before["loss"] == pytest.approx(543, rel=0.05)
     assert after["loss"] < 200  # measured 150-157 on the three backends
     assert history["val_loss"][-1] < history["val_loss"][0]
-    np.testing.assert_allclose(after["loss"], after["reconstruction_loss"] + after["kl_loss"],
-                               rtol=1e-3)
+    np.testing.assert_allclose(
+        after["loss"], after["reconstruction_loss"] + after["kl_loss"], rtol=1e-3
+    )
 
 
 @core
@@ -200,8 +242,7 @@ def test_the_label_changes_the_digit_more_than_z_does(trained):
 def test_digits_of_a_class_look_like_that_classs_mean_digit(digits, trained):
     (x_train, y_train), _ = digits
     means = np.stack([x_train[y_train == c].mean(0) for c in range(10)])
-    generated = np.stack([generate(trained["decoder"], np.full(20, c), seed=c)
-                          for c in range(10)])
+    generated = np.stack([generate(trained["decoder"], np.full(20, c), seed=c) for c in range(10)])
     # distances[c, j, k]: the j-th digit of class c against the mean of class k.
     distances = ((generated[:, :, None, :] - means[None, None]) ** 2).mean(-1)
     nearest = distances.argmin(-1)
@@ -262,14 +303,16 @@ def test_class_grid_decodes_the_same_z_in_every_row(tmp_path):
     kernel, bias = dense.get_weights()
     kernel[2:] = 0.0
     dense.set_weights([kernel, bias])
-    grid = plot_class_grid(decoder, tmp_path / "grid.png", n=4, seed=1,
-                           class_names=[f"c{c}" for c in range(10)])
+    grid = plot_class_grid(
+        decoder, tmp_path / "grid.png", n=4, seed=1, class_names=[f"c{c}" for c in range(10)]
+    )
     assert grid.shape == (10, 4, 784)
     for row in grid[1:]:
         np.testing.assert_array_equal(row, grid[0])
     assert all(not np.allclose(grid[0, j], grid[0, 0]) for j in range(1, 4))
-    np.testing.assert_array_equal(plot_class_grid(decoder, tmp_path / "again.png", n=4, seed=1),
-                                  grid)
+    np.testing.assert_array_equal(
+        plot_class_grid(decoder, tmp_path / "again.png", n=4, seed=1), grid
+    )
 
 
 def test_class_grid_png_has_a_row_per_class_and_a_column_per_draw(tmp_path):

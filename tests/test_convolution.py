@@ -65,8 +65,9 @@ def _assert_same_function(fast, reference, x_shape, kernel_shape, output_shape_o
     rng = np.random.default_rng(sum(x_shape) + sum(kernel_shape))
     x = rng.standard_normal(x_shape).astype("float32")
     kernel = rng.standard_normal(kernel_shape).astype("float32")
-    expected = ops.convert_to_numpy(reference(ops.convert_to_tensor(x),
-                                              ops.convert_to_tensor(kernel)))
+    expected = ops.convert_to_numpy(
+        reference(ops.convert_to_tensor(x), ops.convert_to_tensor(kernel))
+    )
     upstream = rng.standard_normal(expected.shape).astype("float32")
     ours = _value_and_gradients(fast, x, kernel, upstream)
     theirs = _value_and_gradients(reference, x, kernel, upstream)
@@ -88,12 +89,15 @@ def test_conv2d_equals_keras_convolution_in_output_and_gradients(
     x_shape, kernel_size, strides, padding, filters
 ):
     kernel_shape = (*kernel_size, x_shape[-1], filters)
-    out = tuple(_output_size(n, k, s, padding, False)
-                for n, k, s in zip(x_shape[1:3], kernel_size, strides))
+    out = tuple(
+        _output_size(n, k, s, padding, False) for n, k, s in zip(x_shape[1:3], kernel_size, strides)
+    )
     _assert_same_function(
         lambda x, k: conv2d(x, k, strides, padding),
         lambda x, k: ops.conv(x, k, strides=strides, padding=padding),
-        x_shape, kernel_shape, (x_shape[0], *out, filters),
+        x_shape,
+        kernel_shape,
+        (x_shape[0], *out, filters),
     )
 
 
@@ -102,25 +106,40 @@ def test_conv2d_transpose_equals_keras_transposed_convolution_in_output_and_grad
     x_shape, kernel_size, strides, padding, filters
 ):
     kernel_shape = (*kernel_size, filters, x_shape[-1])
-    out = tuple(_output_size(n, k, s, padding, True)
-                for n, k, s in zip(x_shape[1:3], kernel_size, strides))
+    out = tuple(
+        _output_size(n, k, s, padding, True) for n, k, s in zip(x_shape[1:3], kernel_size, strides)
+    )
     _assert_same_function(
         lambda x, k: conv2d_transpose(x, k, strides, padding),
         lambda x, k: ops.conv_transpose(x, k, strides=strides, padding=padding),
-        x_shape, kernel_shape, (x_shape[0], *out, filters),
+        x_shape,
+        kernel_shape,
+        (x_shape[0], *out, filters),
     )
 
 
 LAYERS = [
-    (Conv2D, dict(filters=32, kernel_size=3, strides=2, padding="same", activation="relu"),
-     (2, 28, 28, 1)),
+    (
+        Conv2D,
+        dict(filters=32, kernel_size=3, strides=2, padding="same", activation="relu"),
+        (2, 28, 28, 1),
+    ),
     (Conv2D, dict(filters=4, kernel_size=3, dilation_rate=2), (2, 9, 9, 3)),  # Keras's own op
-    (Conv2DTranspose, dict(filters=32, kernel_size=3, strides=2, padding="same",
-                           activation="relu"), (2, 14, 14, 64)),
-    (Conv2DTranspose, dict(filters=1, kernel_size=3, padding="same", activation="sigmoid"),
-     (2, 28, 28, 32)),
-    (Conv2DTranspose, dict(filters=2, kernel_size=3, strides=2, output_padding=1),
-     (2, 5, 5, 3)),  # Keras's own op
+    (
+        Conv2DTranspose,
+        dict(filters=32, kernel_size=3, strides=2, padding="same", activation="relu"),
+        (2, 14, 14, 64),
+    ),
+    (
+        Conv2DTranspose,
+        dict(filters=1, kernel_size=3, padding="same", activation="sigmoid"),
+        (2, 28, 28, 32),
+    ),
+    (
+        Conv2DTranspose,
+        dict(filters=2, kernel_size=3, strides=2, output_padding=1),
+        (2, 5, 5, 3),
+    ),  # Keras's own op
 ]
 
 
@@ -131,15 +150,17 @@ def test_layers_are_drop_ins_with_the_keras_layers_weights(layer_class, config, 
     ours.build(x_shape)
     theirs.build(x_shape)
     rng = np.random.default_rng(0)
-    theirs.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.3
-                        for w in theirs.weights])
+    theirs.set_weights(
+        [rng.standard_normal(w.shape).astype("float32") * 0.3 for w in theirs.weights]
+    )
     assert [(w.path.split("/")[-1], w.shape) for w in ours.weights] == [
         (w.path.split("/")[-1], w.shape) for w in theirs.weights
     ]
     ours.set_weights(theirs.get_weights())
     x = rng.standard_normal(x_shape).astype("float32")
-    np.testing.assert_allclose(ops.convert_to_numpy(ours(x)), ops.convert_to_numpy(theirs(x)),
-                               rtol=0, atol=1e-4)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(ours(x)), ops.convert_to_numpy(theirs(x)), rtol=0, atol=1e-4
+    )
     clone = keras.layers.deserialize(keras.layers.serialize(ours))
     assert type(clone) is layer_class
     assert clone.get_config() == ours.get_config()
@@ -156,17 +177,17 @@ def test_weights_saved_from_plain_keras_layers_load_into_the_builders(tmp_path):
         decoder,
         clone_function=lambda layer: (
             getattr(keras.layers, type(layer).__name__).from_config(layer.get_config())
-            if isinstance(layer, (Conv2D, Conv2DTranspose)) else layer.__class__.from_config(
-                layer.get_config())
+            if isinstance(layer, (Conv2D, Conv2DTranspose))
+            else layer.__class__.from_config(layer.get_config())
         ),
     )
     assert not any(isinstance(layer, (Conv2D, Conv2DTranspose)) for layer in plain.layers)
     rng = np.random.default_rng(2)
-    plain.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.2
-                       for w in plain.weights])
+    plain.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.2 for w in plain.weights])
     path = tmp_path / "decoder.weights.h5"
     plain.save_weights(path)
     decoder.load_weights(path)
     z = rng.standard_normal((5, 2)).astype("float32")
-    np.testing.assert_allclose(ops.convert_to_numpy(decoder(z)), ops.convert_to_numpy(plain(z)),
-                               rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(decoder(z)), ops.convert_to_numpy(plain(z)), rtol=0, atol=1e-5
+    )

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_MNIST
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED_MNIST
 from vae.data import SAMPLE_PATH, DataError, load_mnist, load_raw_mnist, read_idx
 
 # The real files themselves, whatever $VAE_DATA says: these tests know their counts.
@@ -92,6 +92,7 @@ def no_vae_data(monkeypatch):
 
 # --- the real files -----------------------------------------------------------
 
+
 @needs_mnist
 def test_idx_folder_gives_full_mnist(real_raw):
     (x_train, y_train), (x_test, y_test) = load_mnist(MNIST_DIR)
@@ -166,8 +167,11 @@ def test_bad_vae_data_raises_instead_of_falling_back(tmp_path, monkeypatch):
 def test_keras_download_is_used_when_it_works(monkeypatch):
     keras = pytest.importorskip("keras")
     arrays = small_arrays()
-    monkeypatch.setattr(keras.datasets.mnist, "load_data", lambda: (
-        (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])))
+    monkeypatch.setattr(
+        keras.datasets.mnist,
+        "load_data",
+        lambda: ((arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         (x, y), (xt, yt) = load_mnist()
@@ -203,6 +207,7 @@ def test_offline_falls_back_to_bundled_sample(monkeypatch, real_raw):
 
 # Each maker writes a bad source under tmp_path and returns (what to load,
 # the path the message must name).
+
 
 def _npz(tmp_path, **changes):
     path = tmp_path / "bad.npz"
@@ -277,15 +282,23 @@ BAD = {  # case: (maker, words the message must hold)
     "single idx file": (_single_idx_file, "single IDX file"),
     "truncated gz": (_truncated_gz, "cannot read IDX"),
     "wrong magic": (_wrong_magic, "magic number 0x00000803"),
-    "npz wrong shape": (lambda p: _npz(p, x_train=np.zeros((20, 784), np.uint8)),
-                        "shape (20, 784)"),
-    "npz float images": (lambda p: _npz(p, x_test=np.zeros((10, 28, 28), np.float32)),
-                         "dtype float32"),
-    "npz label count": (lambda p: _npz(p, y_train=np.zeros(19, np.uint8)),
-                        "20 train images but 19"),
+    "npz wrong shape": (
+        lambda p: _npz(p, x_train=np.zeros((20, 784), np.uint8)),
+        "shape (20, 784)",
+    ),
+    "npz float images": (
+        lambda p: _npz(p, x_test=np.zeros((10, 28, 28), np.float32)),
+        "dtype float32",
+    ),
+    "npz label count": (
+        lambda p: _npz(p, y_train=np.zeros(19, np.uint8)),
+        "20 train images but 19",
+    ),
     "npz labels out of range": (lambda p: _npz(p, y_test=np.full(10, 10, np.int64)), "0..9"),
-    "npz pixels out of range": (lambda p: _npz(p, x_train=np.full((20, 28, 28), 256, np.int32)),
-                                "0..255"),
+    "npz pixels out of range": (
+        lambda p: _npz(p, x_train=np.full((20, 28, 28), 256, np.int32)),
+        "0..255",
+    ),
     "npz missing arrays": (_npz_missing_arrays, "no array(s) y_train, x_test, y_test"),
     "pickled npz": (_pickled_npz, "allow_pickle"),
 }
@@ -328,6 +341,7 @@ def test_pickled_npz_is_never_unpickled(tmp_path, monkeypatch):
 
 
 # --- fuzzing --------------------------------------------------------------------
+
 
 @st.composite
 def idx_files(draw):
@@ -406,7 +420,9 @@ def npz_contents(draw):
             arrays.pop(key, None)
             continue
         n = draw(st.integers(0, 3))
-        shape = draw(st.sampled_from([(n, 28, 28), (n,), (n, 784), (n, 28, 27), (n, 28, 28, 1), ()]))
+        shape = draw(
+            st.sampled_from([(n, 28, 28), (n,), (n, 784), (n, 28, 27), (n, 28, 28, 1), ()])
+        )
         dtype = draw(st.sampled_from(_NPZ_DTYPES))
         low, high = draw(st.sampled_from([(0, 10), (0, 256), (-3, 3), (250, 300)]))
         values = np.random.default_rng(draw(st.integers(0, 2**16))).integers(low, high, shape)

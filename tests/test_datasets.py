@@ -7,27 +7,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FASHION_DIR, SHARED_MNIST
 from PIL import Image
 
-from conftest import FASHION_DIR, SHARED_MNIST
 from vae.data import DATASETS, DataError, Images, load_images, load_mnist, load_raw_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
-IDX_NAMES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+IDX_NAMES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 # Written out here, not imported: the test checks the module's copy.
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot")
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DIGIT_NAMES = tuple("0123456789")
-
 
 
 needs_mnist = pytest.mark.skipif(
     not all((SHARED_MNIST / (name + ".gz")).is_file() for name in IDX_NAMES),
-    reason=f"real MNIST IDX files not found in {SHARED_MNIST}")
+    reason=f"real MNIST IDX files not found in {SHARED_MNIST}",
+)
 needs_fashion = pytest.mark.skipif(
     FASHION_DIR is None,
-    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -64,12 +79,15 @@ def together(data):
 
 def same_multiset(got, expected):
     """The same images (and labels), whatever order the split put them in."""
+
     def key(x, y):
         return sorted(((-1 if y is None else int(y[i])), x[i].tobytes()) for i in range(len(x)))
+
     return key(*got) == key(*expected)
 
 
 # --- real data sets ----------------------------------------------------------------
+
 
 @needs_mnist
 def test_mnist_idx_folder_equals_load_mnist():
@@ -114,6 +132,7 @@ def test_fashion_mnist_idx_folder():
 
 # --- folders of images --------------------------------------------------------------
 
+
 def test_png_class_folders_give_the_digits_and_labels(tmp_path, digits):
     x, y = digits
     data = load_images(write_folder(tmp_path / "png", x, y), validation_split=0.25, seed=3)
@@ -129,7 +148,7 @@ def test_class_indices_follow_sorted_folder_names(tmp_path, digits):
     x, y = digits
     names = np.array(["zebra", "apple", "mango"])[y % 3]  # not the digits' order
     for i, name in enumerate(names):
-        write_folder(tmp_path / "f" / name, x[i:i + 1], suffix=f"-{i}.png")
+        write_folder(tmp_path / "f" / name, x[i : i + 1], suffix=f"-{i}.png")
     data = load_images(tmp_path / "f")
     assert data.class_names == ("apple", "mango", "zebra")
     index = {"apple": 0, "mango": 1, "zebra": 2}
@@ -243,6 +262,7 @@ def test_validation_split_sizes_and_seed(tmp_path, digits):
 
 # --- generalized .npz ----------------------------------------------------------------
 
+
 def test_npz_of_any_size_grey_uint8_with_labels(tmp_path, digits):
     x, y = digits
     crops = x[:, 2:22, 1:25]  # 20x24
@@ -255,8 +275,13 @@ def test_npz_of_any_size_grey_uint8_with_labels(tmp_path, digits):
     assert data.y_train.dtype == np.int64 and data.class_names == DIGIT_NAMES
     assert load_images(path, dataset="fashion_mnist").class_names == FASHION_NAMES
     # Keras's CIFAR layout of labels, (n, 1), and labels beyond 9.
-    np.savez(path, x_train=crops[:40], y_train=(y[:40] + 2)[:, None],
-             x_test=crops[40:], y_test=(y[40:] + 2)[:, None])
+    np.savez(
+        path,
+        x_train=crops[:40],
+        y_train=(y[:40] + 2)[:, None],
+        x_test=crops[40:],
+        y_test=(y[40:] + 2)[:, None],
+    )
     data = load_images(path)
     np.testing.assert_array_equal(data.y_train, y[:40] + 2)
     assert data.class_names == tuple(str(i) for i in range(12))
@@ -292,6 +317,7 @@ def test_idx_folder_honours_image_size():
 
 
 # --- no path: MNIST as load_mnist, Fashion-MNIST from Keras -------------------------
+
 
 def _mnist_npz(tmp_path, digits):
     x, y = digits
@@ -330,16 +356,24 @@ def test_no_path_fashion_comes_from_keras_not_vae_data(tmp_path, digits, monkeyp
 
 def test_no_path_fashion_offline_says_what_to_do(monkeypatch):
     def offline():
-        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- "
-                        "[Errno -3] Temporary failure in name resolution")
+        raise Exception(
+            "URL fetch failure on https://storage.googleapis.com/...: None -- "
+            "[Errno -3] Temporary failure in name resolution"
+        )
 
     _fake_keras(monkeypatch, offline)
     with pytest.raises(DataError) as caught:
         load_images(dataset="fashion_mnist")
     message = str(caught.value)
     assert "\n" not in message
-    for words in ("Fashion-MNIST could not be downloaded", "no sample", "MNIST only",
-                  "--data PATH", "dataset-fashion-mnist", "Keras caches"):
+    for words in (
+        "Fashion-MNIST could not be downloaded",
+        "no sample",
+        "MNIST only",
+        "--data PATH",
+        "dataset-fashion-mnist",
+        "Keras caches",
+    ):
         assert words in message
 
 
@@ -347,10 +381,12 @@ def test_a_path_never_imports_keras(tmp_path, digits):
     x, y = digits
     npz = _mnist_npz(tmp_path, digits)
     folder = write_folder(tmp_path / "png", x[:4], y[:4])
-    code = ("import sys\nfrom vae.data import load_images\n"
-            f"load_images({str(npz)!r}); load_images({str(folder)!r}, image_size=(8, 8))\n"
-            "assert 'keras' not in sys.modules, 'keras imported'\n"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n")
+    code = (
+        "import sys\nfrom vae.data import load_images\n"
+        f"load_images({str(npz)!r}); load_images({str(folder)!r}, image_size=(8, 8))\n"
+        "assert 'keras' not in sys.modules, 'keras imported'\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -359,6 +395,7 @@ def test_a_path_never_imports_keras(tmp_path, digits):
 
 # Each maker writes a bad source under tmp_path from the real digits and returns
 # (what to load, the path the message must name, words of the problem, words of the fix).
+
 
 def _one_of_each(x, y, n):
     """n real digits of n different classes, 0, 1, ..."""
@@ -389,7 +426,7 @@ def _truncated(tmp, x, y, suffix=".png"):
     folder = write_folder(tmp / "f", *_one_of_each(x, y, 6), suffix=suffix)
     bad = folder / "4" / f"004{suffix}"
     data = bad.read_bytes()
-    bad.write_bytes(data[:len(data) * 2 // 3])  # a header that opens, pixels that end early
+    bad.write_bytes(data[: len(data) * 2 // 3])  # a header that opens, pixels that end early
     return folder, bad, "cannot read image", "replace or remove"
 
 
@@ -433,6 +470,7 @@ def _npz(**arrays):
         path = tmp / "bad.npz"
         np.savez(path, **{key: a for key, a in real.items() if a is not None})
         return path, path, problem, fix
+
     problem = arrays.pop("problem")
     fix = arrays.pop("fix", "save x_train and x_test as (n, h, w)")
     return make
@@ -452,25 +490,35 @@ BAD = {  # case: maker
     "text file": _text_file,
     "npz without x_test": _npz(x_test=None, y_test=None, problem="no array(s) x_test"),
     "npz wrong ndim": _npz(x_train=np.zeros((40, 784), np.uint8), problem="shape (40, 784)"),
-    "npz two channels": _npz(x_test=np.zeros((20, 28, 28, 2), np.uint8),
-                             problem="x_test has shape (20, 28, 28, 2)"),
+    "npz two channels": _npz(
+        x_test=np.zeros((20, 28, 28, 2), np.uint8), problem="x_test has shape (20, 28, 28, 2)"
+    ),
     "npz only y_train": _npz(y_test=None, problem="has y_train but no y_test"),
-    "npz label count": _npz(y_test=np.zeros(19, np.int64),
-                            problem="20 images in x_test but 19 labels in y_test"),
+    "npz label count": _npz(
+        y_test=np.zeros(19, np.int64), problem="20 images in x_test but 19 labels in y_test"
+    ),
     "npz float labels": _npz(y_train=np.zeros(40, np.float32), problem="dtype float32"),
     "npz negative labels": _npz(y_train=np.full(40, -1), problem="labels -1..-1"),
     "npz strings": _npz(x_train=np.full((40, 28, 28), "a"), problem="dtype <U1"),
-    "npz pickled objects": _npz(x_train=np.array([object()] * 40),
-                                problem="Object arrays cannot be loaded"),
-    "npz float above 1": _npz(x_train=np.full((40, 28, 28), 1.5, np.float32),
-                              problem="values 1.5..1.5; expected floats in [0, 1]"),
-    "npz integers above 255": _npz(x_test=np.full((20, 28, 28), 300, np.int16),
-                                   problem="values 300..300; expected 0..255"),
-    "npz NaN": _npz(x_train=np.where(np.eye(28, dtype=bool), np.nan, 0.5)[None].repeat(40, 0),
-                    problem="x_train has NaN values"),
-    "npz sizes differ": _npz(x_test=np.zeros((20, 14, 14), np.uint8),
-                             problem="x_train images are 28x28 pixels (height x width) but "
-                                     "x_test images 14x14", fix="--image-size H W"),
+    "npz pickled objects": _npz(
+        x_train=np.array([object()] * 40), problem="Object arrays cannot be loaded"
+    ),
+    "npz float above 1": _npz(
+        x_train=np.full((40, 28, 28), 1.5, np.float32),
+        problem="values 1.5..1.5; expected floats in [0, 1]",
+    ),
+    "npz integers above 255": _npz(
+        x_test=np.full((20, 28, 28), 300, np.int16), problem="values 300..300; expected 0..255"
+    ),
+    "npz NaN": _npz(
+        x_train=np.where(np.eye(28, dtype=bool), np.nan, 0.5)[None].repeat(40, 0),
+        problem="x_train has NaN values",
+    ),
+    "npz sizes differ": _npz(
+        x_test=np.zeros((20, 14, 14), np.uint8),
+        problem="x_train images are 28x28 pixels (height x width) but x_test images 14x14",
+        fix="--image-size H W",
+    ),
 }
 
 
@@ -493,9 +541,16 @@ def test_sizes_differ_is_fine_with_image_size(tmp_path, digits):
     assert load_images(source, image_size=(28, 28)).x_test.shape == (20, 28, 28, 1)
 
 
-@pytest.mark.parametrize("kwargs", [{"dataset": "cifar10"}, {"image_size": (0, 28)},
-                                    {"image_size": (28,)}, {"image_size": (28.0, 28)},
-                                    {"image_size": "28"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"dataset": "cifar10"},
+        {"image_size": (0, 28)},
+        {"image_size": (28,)},
+        {"image_size": (28.0, 28)},
+        {"image_size": "28"},
+    ],
+)
 def test_bad_arguments_are_value_errors(tmp_path, digits, kwargs):
     folder = write_folder(tmp_path / "f", digits[0][:4])
     with pytest.raises(ValueError) as caught:

@@ -67,23 +67,31 @@ def placement(vae):
 """
 
 needs_tensorflow = pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed")
-needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                               reason="jax is not installed")
+    importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed"
+)
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed"
+)
 
 
 def _env(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "MPLBACKEND": "Agg",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2"}
     if backend == "jax":
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            " --xla_force_host_platform_device_count=2").strip()
+        env["XLA_FLAGS"] = (
+            env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+        ).strip()
     return env
 
 
 def _run(args, backend, cwd=None):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          timeout=300, env=_env(backend), cwd=cwd)
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(backend),
+        cwd=cwd,
+    )
 
 
 def _one_then_two_devices(backend, preamble, mnist_path):
@@ -107,11 +115,14 @@ def _same_training(result):
 @needs_tensorflow
 def test_tensorflow_trains_on_two_devices_with_the_losses_of_one(mnist_path):
     result = _one_then_two_devices(
-        "tensorflow", SPLIT_CPU_FOR_TENSORFLOW + TENSORFLOW_PLACEMENT, mnist_path)
+        "tensorflow", SPLIT_CPU_FOR_TENSORFLOW + TENSORFLOW_PLACEMENT, mnist_path
+    )
     assert result["devices"] == ["/device:CPU:0", "/device:CPU:1"]
     assert result["replicas"] == 2
     assert [device.split("/")[-1] for device in result["copies"]] == [
-        "device:CPU:0", "device:CPU:1"]
+        "device:CPU:0",
+        "device:CPU:1",
+    ]
     _same_training(result)
 
 
@@ -132,13 +143,32 @@ def test_script_says_which_devices_it_trains_on(mnist_path, tmp_path):
     runner = SPLIT_CPU_FOR_TENSORFLOW + (
         "import runpy, sys\n"
         "sys.argv = sys.argv[1:]\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')\n")
-    completed = _run(["-c", runner, str(EXAMPLES / "vae_mlp.py"), "--distribute", *SMALL,
-                      "--train-samples", "200", "--test-samples", "100",
-                      "--data", str(mnist_path), "--out", "out"], "tensorflow", cwd=tmp_path)
+        "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+    )
+    completed = _run(
+        [
+            "-c",
+            runner,
+            str(EXAMPLES / "vae_mlp.py"),
+            "--distribute",
+            *SMALL,
+            "--train-samples",
+            "200",
+            "--test-samples",
+            "100",
+            "--data",
+            str(mnist_path),
+            "--out",
+            "out",
+        ],
+        "tensorflow",
+        cwd=tmp_path,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert ("data-parallel training on 2 devices (/device:CPU:0, /device:CPU:1): each step "
-            "splits the batch of 100 into 50 per device") in completed.stdout
+    assert (
+        "data-parallel training on 2 devices (/device:CPU:0, /device:CPU:1): each step "
+        "splits the batch of 100 into 50 per device"
+    ) in completed.stdout
     assert "test loss:" in completed.stdout
 
 
@@ -146,9 +176,25 @@ def test_script_says_which_devices_it_trains_on(mnist_path, tmp_path):
 def test_script_on_jax_evens_out_the_data_and_draws_any_number_of_digits(mnist_path, tmp_path):
     # On JAX every batch of a data-parallel step must split evenly over the
     # devices: 201 training and 101 test digits would leave a last batch of 1.
-    completed = _run([str(EXAMPLES / "vae_mlp.py"), "--distribute", *SMALL,
-                      "--train-samples", "201", "--test-samples", "101", "--samples", "7",
-                      "--data", str(mnist_path), "--out", "out"], "jax", cwd=tmp_path)
+    completed = _run(
+        [
+            str(EXAMPLES / "vae_mlp.py"),
+            "--distribute",
+            *SMALL,
+            "--train-samples",
+            "201",
+            "--test-samples",
+            "101",
+            "--samples",
+            "7",
+            "--data",
+            str(mnist_path),
+            "--out",
+            "out",
+        ],
+        "jax",
+        cwd=tmp_path,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     out = completed.stdout
     assert "data-parallel training on 2 devices (cpu:0, cpu:1)" in out
@@ -161,19 +207,25 @@ def test_script_on_jax_evens_out_the_data_and_draws_any_number_of_digits(mnist_p
 
 @needs_jax
 def test_batch_that_does_not_split_over_the_devices_is_a_usage_error(tmp_path):
-    completed = _run([str(EXAMPLES / "vae_mlp.py"), "--distribute", "--batch-size", "101",
-                      "--out", "out"], "jax", cwd=tmp_path)
+    completed = _run(
+        [str(EXAMPLES / "vae_mlp.py"), "--distribute", "--batch-size", "101", "--out", "out"],
+        "jax",
+        cwd=tmp_path,
+    )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         "vae_mlp.py: error: --batch-size 101 does not split evenly over 2 devices; pass a "
-        "multiple of 2"]
+        "multiple of 2"
+    ]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_torch_backend_refuses_distribute_in_one_line(tmp_path):
-    completed = _run([str(EXAMPLES / "vae_mlp.py"), "--distribute", "--out", "out"], "torch",
-                     cwd=tmp_path)
+    completed = _run(
+        [str(EXAMPLES / "vae_mlp.py"), "--distribute", "--out", "out"], "torch", cwd=tmp_path
+    )
     assert completed.returncode == 2
     assert completed.stderr.strip().splitlines() == [
         "vae_mlp.py: error: --distribute: data-parallel training is not supported on the "
-        "torch backend; use the tensorflow or jax backend, e.g. --backend jax"]
+        "torch backend; use the tensorflow or jax backend, e.g. --backend jax"
+    ]

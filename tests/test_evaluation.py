@@ -22,6 +22,10 @@ from vae.evaluation import (
 from vae.layers import Sampling
 from vae.models import VAE, build_mlp_vae
 
+# The estimator's numbers on every backend (the published NLLs were computed on
+# JAX): CI runs the tests marked with it on JAX and PyTorch too.
+core = pytest.mark.core
+
 D, LATENT = 6, 2
 rng = np.random.default_rng(0)
 # Orthogonal columns make the true posterior's covariance diagonal, so a
@@ -64,10 +68,12 @@ def kl_to_true_posterior(x, mean_scale, log_var_shift):
     posterior_mean = (x - B) @ A.T
     posterior_var = 1 / PRECISION
     q_mean, q_var = mean_scale * posterior_mean, posterior_var * np.exp(log_var_shift)
-    return 0.5 * (np.log(posterior_var / q_var) + (q_var + (q_mean - posterior_mean) ** 2)
-                  / posterior_var - 1).sum(1)
+    return 0.5 * (
+        np.log(posterior_var / q_var) + (q_var + (q_mean - posterior_mean) ** 2) / posterior_var - 1
+    ).sum(1)
 
 
+@core
 @pytest.mark.parametrize("k,batch_size,digits", [(1, 1000, 200), (7, 3, 30), (50, 1000, 200)])
 def test_with_the_exact_posterior_every_estimate_is_log_px(k, batch_size, digits):
     # q(z|x) = p(z|x) makes every importance weight p(x): no noise for any k,
@@ -78,11 +84,13 @@ def test_with_the_exact_posterior_every_estimate_is_log_px(k, batch_size, digits
     np.testing.assert_allclose(estimate, true_log_px(X[:digits]), atol=1e-4)
 
 
+@core
 def test_with_the_exact_posterior_the_elbo_is_log_px():
     values = elbo(linear_gaussian_vae(), X, samples=500, seed=2)
     assert abs((values - true_log_px(X)).mean()) < 0.02
 
 
+@core
 def test_with_a_wrong_posterior_the_estimate_rises_to_log_px_as_k_grows():
     vae = linear_gaussian_vae(mean_scale=0.6, log_var_shift=1.0)
     truth = true_log_px(X)
@@ -102,6 +110,115 @@ def test_with_a_wrong_posterior_the_estimate_rises_to_log_px_as_k_grows():
     assert abs(gaps[1000]) < 0.01
 
 
+class _FixedNoise:
+    """`keras.random` as `vae.evaluation` sees it, `normal` serving slices of one array.
+
+    `noise[i, j]` is draw `j` of digit `i` however the scan chunks digits and
+    draws: a request of shape `(m, s, latent_dim)` is for the next `m` digits
+    that still lack draws, each of which has had the same number `t` of draws
+    so far, and gets `noise[first:first + m, t:t + s]`. So estimates with
+    different `batch_size`s see the same draws, and the NumPy reference sees
+    them too. Everything else is Keras's.
+    """
+
+    def __init__(self, noise):
+        self.noise = noise
+        self.taken = np.zeros(len(noise), dtype=int)
+
+    def __getattr__(self, name):
+        return getattr(keras.random, name)
+
+    def normal(self, shape, dtype=None, seed=None, **kwargs):
+        digits, draws, latent_dim = shape
+        k = self.noise.shape[1]
+        first = int(np.argmax(self.taken < k))
+        assert self.taken[first] < k, "more draws asked for than the fixed noise holds"
+        done = self.taken[first : first + digits].copy()
+        assert len(done) == digits and np.all(done == done[0]), (
+            f"the scan asked for {shape} where digits {first}.. have {done.tolist()} draws: "
+            "it no longer takes digits in order, so this test's noise must be served otherwise"
+        )
+        start = int(done[0])
+        assert latent_dim == self.noise.shape[2] and start + draws <= k
+        self.taken[first : first + digits] += draws
+        return keras.ops.convert_to_tensor(
+            self.noise[first : first + digits, start : start + draws]
+        )
+
+
+def _with_fixed_noise(monkeypatch, noise, vae, x, **kwargs):
+    """`importance_sampled_log_likelihood` of `x`, draw `j` of digit `i` being `noise[i, j]`."""
+    from vae import evaluation
+
+    fixed = _FixedNoise(noise)
+
+    class Keras:  # the keras module, with its random module swapped
+        random = fixed
+
+        def __getattr__(self, name):
+            return getattr(keras, name)
+
+    monkeypatch.setattr(evaluation, "keras", Keras())
+    try:
+        result = importance_sampled_log_likelihood(
+            vae, x, k=noise.shape[1], verbose=0, return_elbo=True, **kwargs
+        )
+    finally:
+        monkeypatch.undo()
+    # Every draw of the array was used, each once: no noise of the scan's own.
+    assert np.all(fixed.taken == noise.shape[1]), "the scan drew noise elsewhere"
+    return result
+
+
+def _wrong_posterior_by_numpy(x, epsilon, mean_scale, log_var_shift):
+    """log (1/k) sum_j w_ij and the ELBO of the same draws, from the closed forms, in float64."""
+    epsilon = epsilon.astype(np.float64)
+    q_mean = mean_scale * (x - B) @ A.T  # (n, LATENT)
+    q_log_var = -np.log(PRECISION) + log_var_shift
+    z = q_mean[:, None, :] + np.exp(q_log_var / 2) * epsilon  # (n, k, LATENT)
+    mean = z @ W.T + B
+    # log N(x; W z + b, I / 2), log N(z; 0, I) and log q(z|x), summed over their axes.
+    log_px_z = -((x[:, None, :] - mean) ** 2).sum(-1) - D / 2 * np.log(np.pi)
+    log_pz = -0.5 * (z**2 + np.log(2 * np.pi)).sum(-1)
+    log_qz = -0.5 * (np.log(2 * np.pi) + q_log_var + epsilon**2).sum(-1)
+    log_w = log_px_z + log_pz - log_qz
+    top = log_w.max(axis=1)
+    log_px = top + np.log(np.exp(log_w - top[:, None]).mean(axis=1))
+    kl = 0.5 * (np.exp(q_log_var) + q_mean**2 - 1 - q_log_var).sum(-1)
+    return log_px, log_px_z.mean(axis=1) - kl
+
+
+@core
+def test_with_a_wrong_posterior_chunked_draws_give_the_estimate_of_all_draws_at_once(monkeypatch):
+    # A wrong posterior makes the weights of a digit differ (with the exact one
+    # they are all p(x), and any combination of chunks, their last, or the mean
+    # of their log-mean-exps, gives log p(x)). k = 100 draws taken 7 at a time,
+    # 15 chunks per digit (the last of 2), must give the estimate that all 100
+    # at once give, from the same draws, and that NumPy gives from the closed forms.
+    vae = linear_gaussian_vae(mean_scale=0.6, log_var_shift=1.0)
+    x = X[:40]
+    noise = np.random.default_rng(7).standard_normal((len(x), 100, LATENT)).astype("float32")
+    chunked, chunked_elbo = _with_fixed_noise(monkeypatch, noise, vae, x, batch_size=7)
+    whole, whole_elbo = _with_fixed_noise(monkeypatch, noise, vae, x, batch_size=4000)
+    several, _ = _with_fixed_noise(monkeypatch, noise, vae, x, batch_size=300)  # 3 digits a step
+    expected, expected_elbo = _wrong_posterior_by_numpy(x, noise, 0.6, 1.0)
+    # float32 rounding of terms of a few nats (about 1e-6 here).
+    np.testing.assert_allclose(chunked, whole, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(several, whole, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(whole, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(chunked_elbo, whole_elbo, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(whole_elbo, expected_elbo, rtol=0, atol=1e-5)
+    # The test can fail: the weights differ enough that the wrong combinations,
+    # the last chunk's log-mean-exp alone or the mean of the chunks', miss the
+    # estimate of every digit by far more than the rounding.
+    chunks = [
+        _wrong_posterior_by_numpy(x, noise[:, j : j + 7], 0.6, 1.0)[0] for j in range(0, 100, 7)
+    ]
+    assert np.abs(chunks[-1] - expected).min() > 1e-3
+    assert np.abs(np.mean(chunks, axis=0) - expected).min() > 1e-3
+
+
+@core
 def test_draws_are_chunked_within_the_batch_size(monkeypatch):
     shapes = []
     original = ImportanceWeights.predict_on_batch
@@ -111,16 +228,19 @@ def test_draws_are_chunked_within_the_batch_size(monkeypatch):
         return original(self, inputs)
 
     monkeypatch.setattr(ImportanceWeights, "predict_on_batch", recording)
-    importance_sampled_log_likelihood(linear_gaussian_vae(), X[:10], k=250, batch_size=100,
-                                      verbose=0)
+    importance_sampled_log_likelihood(
+        linear_gaussian_vae(), X[:10], k=250, batch_size=100, verbose=0
+    )
     assert all(digits * draws <= 100 for digits, draws, _ in shapes)
     assert sum(digits * draws for digits, draws, _ in shapes) == 10 * 250
     shapes.clear()
-    importance_sampled_log_likelihood(linear_gaussian_vae(), X[:10], k=30, batch_size=100,
-                                      verbose=0)
+    importance_sampled_log_likelihood(
+        linear_gaussian_vae(), X[:10], k=30, batch_size=100, verbose=0
+    )
     assert shapes[0] == (3, 30, LATENT) and len(shapes) == 4  # 3 + 3 + 3 + 1 digits
 
 
+@core
 def test_seeded_estimates_repeat():
     vae = linear_gaussian_vae(mean_scale=0.6, log_var_shift=1.0)
     first = importance_sampled_log_likelihood(vae, X[:20], k=20, verbose=0, seed=5)
@@ -130,14 +250,14 @@ def test_seeded_estimates_repeat():
     assert not np.allclose(first, other)
 
 
+@core
 def test_trained_vae_on_binary_digits_has_nll_below_minus_elbo(mnist_flat, capsys):
     (x_train, _), (x_test, _) = mnist_flat
     x_train, x_test = binarize(x_train[:2000]), binarize(x_test[:100])
     encoder, decoder, vae = build_mlp_vae(latent_dim=8, seed=0)
     vae.compile(optimizer="adam")
     vae.fit(x_train, epochs=2, batch_size=100, verbose=0)
-    log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=200, seed=0,
-                                                     return_elbo=True)
+    log_px, elbos = importance_sampled_log_likelihood(vae, x_test, k=200, seed=0, return_elbo=True)
     assert "100/100" in capsys.readouterr().out  # the progress bar
     nll, nll_error = mean_and_standard_error(-log_px)
     minus_elbo, _ = mean_and_standard_error(-elbo(vae, x_test, seed=1))

@@ -70,8 +70,9 @@ def test_nan_probability_gives_a_nan_loss_not_an_error(loss):
     probabilities[1, 3, 4, 0] = np.nan
     got = keras.ops.convert_to_numpy(reconstruction_loss(X, probabilities, loss))
     assert np.isnan(got[1])
-    np.testing.assert_allclose(np.delete(got, 1), np.delete(
-        numpy_reconstruction(X, PROBABILITIES, loss), 1), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.delete(got, 1), np.delete(numpy_reconstruction(X, PROBABILITIES, loss), 1), rtol=1e-5
+    )
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's logits path")
@@ -98,13 +99,15 @@ def test_bce_of_logits_matches_numpy_even_for_extreme_logits():
     logits[0, 0, :3, 0] = [80.0, -80.0, 0.0]  # exp(80) overflows float32; the loss must not
     got = keras.ops.convert_to_numpy(reconstruction_loss(X, logits, "bce_logits"))
     assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, stable_sigmoid_cross_entropy(X, logits.astype("float64")),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        got, stable_sigmoid_cross_entropy(X, logits.astype("float64")), rtol=1e-5
+    )
     # Where probabilities are representable, the same as cross-entropy of the sigmoid.
     moderate = np.log(PROBABILITIES / (1 - PROBABILITIES))
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(reconstruction_loss(X, moderate, "bce_logits")),
-        numpy_reconstruction(X, PROBABILITIES, "bce"), rtol=1e-4,
+        numpy_reconstruction(X, PROBABILITIES, "bce"),
+        rtol=1e-4,
     )
 
 
@@ -130,7 +133,8 @@ def test_mse_likelihood_is_the_normalized_gaussian_of_variance_one_half():
     # And it differs from the training loss by a constant only.
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(reconstruction_log_likelihood(X, PROBABILITIES, "mse")),
-        -numpy_reconstruction(X, PROBABILITIES, "mse") - 784 / 2 * np.log(np.pi), rtol=1e-5,
+        -numpy_reconstruction(X, PROBABILITIES, "mse") - 784 / 2 * np.log(np.pi),
+        rtol=1e-5,
     )
 
 
@@ -143,16 +147,19 @@ def test_gaussian_log_density_matches_numpy():
     )
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(gaussian_log_density(z)),
-        (-0.5 * (np.log(2 * np.pi) + z**2)).sum(1), rtol=1e-5,
+        (-0.5 * (np.log(2 * np.pi) + z**2)).sum(1),
+        rtol=1e-5,
     )
 
 
 def test_monte_carlo_kl_averages_to_the_closed_form():
     std = np.exp(0.5 * Z_LOG_VAR)
     z = (Z_MEAN + std * rng.standard_normal((100_000, *Z_MEAN.shape))).astype("float32")
-    estimates = keras.ops.convert_to_numpy(monte_carlo_kl(
-        z.reshape(-1, 3), np.tile(Z_MEAN, (100_000, 1)), np.tile(Z_LOG_VAR, (100_000, 1))
-    )).reshape(100_000, 5)
+    estimates = keras.ops.convert_to_numpy(
+        monte_carlo_kl(
+            z.reshape(-1, 3), np.tile(Z_MEAN, (100_000, 1)), np.tile(Z_LOG_VAR, (100_000, 1))
+        )
+    ).reshape(100_000, 5)
     exact = keras.ops.convert_to_numpy(kl_divergence(Z_MEAN, Z_LOG_VAR))
     np.testing.assert_allclose(estimates.mean(0), exact, atol=0.05)
     assert estimates.std(0).min() > 0.1  # a sample, not the closed form

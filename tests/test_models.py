@@ -27,7 +27,11 @@ def _numpy_loss(x, reconstruction, z_mean, z_log_var, loss):
 def test_mlp_layers_and_shapes_are_the_examples():
     encoder, decoder, vae = build_mlp_vae(latent_dim=3)
     assert [layer.name for layer in encoder.layers] == [
-        "encoder_input", "encoder_dense", "z_mean", "z_log_var", "z",
+        "encoder_input",
+        "encoder_dense",
+        "z_mean",
+        "z_log_var",
+        "z",
     ]
     assert encoder.get_layer("encoder_dense").units == 512
     assert [tuple(o.shape) for o in encoder.outputs] == [(None, 3)] * 3
@@ -42,7 +46,8 @@ def test_cnn_layers_and_shapes_are_the_examples():
     encoder, decoder, vae = build_cnn_vae()
     convs = [layer for layer in encoder.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.filters, c.strides, c.padding) for c in convs] == [
-        (32, (2, 2), "same"), (64, (2, 2), "same"),
+        (32, (2, 2), "same"),
+        (64, (2, 2), "same"),
     ]
     assert encoder.get_layer("encoder_dense").units == 16
     deconvs = [l for l in decoder.layers if isinstance(l, keras.layers.Conv2DTranspose)]
@@ -99,7 +104,11 @@ def test_training_on_real_digits_lowers_the_test_loss(mnist_flat):
     )
     after = vae.evaluate(x_test[:1000], verbose=0, return_dict=True)
     assert set(history.history) >= {
-        "loss", "reconstruction_loss", "kl_loss", "val_loss", "val_reconstruction_loss",
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "val_loss",
+        "val_reconstruction_loss",
         "val_kl_loss",
     }
     # An untrained decoder says ~0.5 for every pixel: 784 * log 2 = 543 nats.
@@ -129,8 +138,9 @@ def test_whole_model_round_trips_through_a_keras_file_in_safe_mode(kind, tmp_pat
         loaded.encoder.predict(x, verbose=0)[0], encoder.predict(x, verbose=0)[0]
     )
     z = np.random.default_rng(3).normal(size=(4, 2)).astype("float32")
-    np.testing.assert_array_equal(loaded.decoder.predict(z, verbose=0), decoder.predict(z, verbose=0))
-
+    np.testing.assert_array_equal(
+        loaded.decoder.predict(z, verbose=0), decoder.predict(z, verbose=0)
+    )
 
 
 @pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="a TensorFlow compile default")
@@ -159,9 +169,11 @@ def test_beta_weights_the_kl_term_of_the_loss(mnist_flat):
         results[beta] = vae.evaluate(x_test[:256], verbose=0, return_dict=True)
     for beta, metrics in results.items():
         assert metrics["loss"] == pytest.approx(
-            metrics["reconstruction_loss"] + beta * metrics["kl_loss"], rel=1e-5)
+            metrics["reconstruction_loss"] + beta * metrics["kl_loss"], rel=1e-5
+        )
         assert metrics["negative_elbo"] == pytest.approx(
-            metrics["reconstruction_loss"] + metrics["kl_loss"], rel=1e-5)
+            metrics["reconstruction_loss"] + metrics["kl_loss"], rel=1e-5
+        )
     # The same network (same seeds): only the weighting differs.
     assert results[3.0]["negative_elbo"] == pytest.approx(results[1.0]["loss"], rel=1e-5)
 

@@ -33,13 +33,17 @@ def executed(tmp_path_factory, monkeypatch_module):
     folder = tmp_path_factory.mktemp("notebook")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # One more cell hands the kernel's results back to the test.
-    notebook.cells.append(nbformat.v4.new_code_cell(
-        "import json; print(json.dumps({'untrained_loss': float(untrained_loss), "
-        "'test_loss': float(test_loss), 'nll': nll, 'minus_elbo': minus_elbo, "
-        "'samples': samples.shape}))"))
+    notebook.cells.append(
+        nbformat.v4.new_code_cell(
+            "import json; print(json.dumps({'untrained_loss': float(untrained_loss), "
+            "'test_loss': float(test_loss), 'nll': nll, 'minus_elbo': minus_elbo, "
+            "'samples': samples.shape}))"
+        )
+    )
     # Any error in a cell raises here, naming the cell.
-    NotebookClient(notebook, timeout=300, kernel_name="python3",
-                   resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+    ).execute()
     results = json.loads(notebook.cells[-1].outputs[0]["text"])
     return notebook, results, folder
 
@@ -65,10 +69,21 @@ def test_importance_sampling_tightens_the_bound(executed):
 def test_the_pictures_show_and_are_saved(executed):
     notebook, results, folder = executed
     assert results["samples"] == [50, 784]
-    shown = [output for cell in notebook.cells if cell.cell_type == "code"
-             for output in cell.outputs if "image/png" in output.get("data", {})]
+    shown = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if "image/png" in output.get("data", {})
+    ]
     # latent means, digit manifold, reconstructions, interpolation, samples
     assert len(shown) == 5
-    for name in ["vae_mean.png", "digits_over_latent.png", "reconstructions.png",
-                 "interpolation.png", "samples.png", "vae_mlp_mnist.h5"]:
+    for name in [
+        "vae_mean.png",
+        "digits_over_latent.png",
+        "reconstructions.png",
+        "interpolation.png",
+        "samples.png",
+        "vae_mlp_mnist.h5",
+    ]:
         assert (folder / "vae_walkthrough" / name).stat().st_size > 1000, name

@@ -43,7 +43,7 @@ def test_grid_tile_at_row_i_column_j_is_decoded_from_x_j_and_y_i(latent_dim):
     np.testing.assert_allclose(grid_y, [3, 1, -1, -3])  # high z[1] at the top, as in the seeds
     for i in range(4):
         for j in range(4):
-            tile = image[i * 28:(i + 1) * 28, j * 28:(j + 1) * 28].ravel()
+            tile = image[i * 28 : (i + 1) * 28, j * 28 : (j + 1) * 28].ravel()
             assert tile[0] == pytest.approx(grid_x[j]) and tile[1] == pytest.approx(grid_y[i])
             assert tile[2] == 0.0  # dimensions past the first two held at the prior mean
 
@@ -66,12 +66,12 @@ def _linear_vae(latent_dim=3, seed=0):
 
 
 @pytest.mark.parametrize("logits", [False, True])
-def test_reconstructions_are_decoded_latent_means_under_their_digits(logits, mnist_flat,
-                                                                      tmp_path):
+def test_reconstructions_are_decoded_latent_means_under_their_digits(logits, mnist_flat, tmp_path):
     (_, _), (x_test, _) = mnist_flat
     encoder, decoder, down, up = _linear_vae()
     originals, reconstructions = plot_reconstructions(
-        encoder, decoder, x_test, tmp_path / "r.png", n=8, logits=logits)
+        encoder, decoder, x_test, tmp_path / "r.png", n=8, logits=logits
+    )
     expected = x_test[:8] @ down @ up
     if logits:
         expected = 1 / (1 + np.exp(-expected))
@@ -116,13 +116,16 @@ def test_plot_results_writes_both_pictures(build, latent_dim, tmp_path):
             assert min(picture.size) > 500
 
 
-@pytest.mark.skipif(shutil.which("dot") is None,
-                    reason="needs Graphviz's dot (apt-get install graphviz)")
+@pytest.mark.skipif(
+    shutil.which("dot") is None, reason="needs Graphviz's dot (apt-get install graphviz)"
+)
 def test_model_diagrams_are_drawn(tmp_path):
     encoder, decoder, _ = build_mlp_vae()
     written = plot_architecture(encoder, decoder, str(tmp_path / "vae_mlp"))
     assert [p.rsplit("/", 1)[1] for p in written] == [
-        "vae_mlp_encoder.png", "vae_mlp_decoder.png", "vae_mlp.png",
+        "vae_mlp_encoder.png",
+        "vae_mlp_decoder.png",
+        "vae_mlp.png",
     ]
     for path in written:
         with Image.open(path) as picture:
@@ -137,8 +140,10 @@ def test_missing_graphviz_is_one_warning_not_a_crash(tmp_path, monkeypatch):
     assert len(caught) == 1
 
 
-@pytest.mark.parametrize("n,shape", [(50, (5, 10)), (16, (4, 4)), (100, (10, 10)), (30, (3, 10)),
-                                     (7, (1, 7)), (12, (2, 10))])
+@pytest.mark.parametrize(
+    "n,shape",
+    [(50, (5, 10)), (16, (4, 4)), (100, (10, 10)), (30, (3, 10)), (7, (1, 7)), (12, (2, 10))],
+)
 def test_grid_shapes(n, shape):
     assert grid_shape(n) == shape
 
@@ -148,7 +153,7 @@ def test_tile_puts_digit_i_at_row_i_div_columns_and_leaves_empty_cells_black():
     image = tile(digits.reshape(7, 784), 2, 4)
     assert image.shape == (56, 112)
     for i in range(8):
-        cell = image[(i // 4) * 28:(i // 4 + 1) * 28, (i % 4) * 28:(i % 4 + 1) * 28]
+        cell = image[(i // 4) * 28 : (i // 4 + 1) * 28, (i % 4) * 28 : (i % 4 + 1) * 28]
         assert np.all(cell == (i if i < 7 else 0))
 
 
@@ -159,24 +164,35 @@ def test_tile_keeps_colour_and_the_shape_of_flat_rgb_images():
     assert image.shape == (24, 60, 3)
     for i in range(5):
         np.testing.assert_array_equal(
-            image[(i // 3) * 12:(i // 3 + 1) * 12, (i % 3) * 20:(i % 3 + 1) * 20], images[i])
+            image[(i // 3) * 12 : (i // 3 + 1) * 12, (i % 3) * 20 : (i % 3 + 1) * 20], images[i]
+        )
     with pytest.raises(ValueError, match="image_shape"):
         tile(images.reshape(5, -1), 2, 3)  # 720 pixels are no square grey image
 
 
 def test_without_labels_the_latent_means_have_one_colour_and_the_title_says_why(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     import vae.plotting
 
     drawn = []
     finish = vae.plotting._finish
-    monkeypatch.setattr(vae.plotting, "_finish",
-                        lambda figure, *args: (drawn.append(figure.axes[0]), finish(figure, *args)))
+    monkeypatch.setattr(
+        vae.plotting,
+        "_finish",
+        lambda figure, *args: (drawn.append(figure.axes[0]), finish(figure, *args)),
+    )
     encoder, _, _ = build_mlp_vae(seed=0)
     x = np.random.default_rng(0).uniform(size=(200, 784)).astype("float32")
     vae.plotting.plot_latent_means(encoder, x, None, tmp_path / "a.png", verbose=0)
-    vae.plotting.plot_latent_means(encoder, x, np.arange(200) % 3, tmp_path / "b.png",
-                                   verbose=0, class_names=["cat", "dog", "owl"])
+    vae.plotting.plot_latent_means(
+        encoder,
+        x,
+        np.arange(200) % 3,
+        tmp_path / "b.png",
+        verbose=0,
+        class_names=["cat", "dog", "owl"],
+    )
     unlabelled, labelled = drawn
     assert len(unlabelled.collections) == 1 and unlabelled.get_legend() is None
     assert "no labels" in unlabelled.get_title()
@@ -210,14 +226,14 @@ def test_plot_samples_draws_a_5_by_10_grid_of_50_digits(tmp_path):
     with Image.open(tmp_path / "samples.png") as picture:
         width, height = picture.size
     assert 1.6 < width / height < 2.4  # 10 columns, 5 rows
-    np.testing.assert_array_equal(plot_samples(decoder, 50, tmp_path / "again.png", seed=0),
-                                  digits)
+    np.testing.assert_array_equal(plot_samples(decoder, 50, tmp_path / "again.png", seed=0), digits)
 
 
 def test_logits_decoder_samples_are_probabilities(tmp_path):
     z = keras.Input(shape=(2,))
-    logits = keras.layers.Dense(784, kernel_initializer="zeros",
-                                bias_initializer=keras.initializers.Constant(-2.0))(z)
+    logits = keras.layers.Dense(
+        784, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-2.0)
+    )(z)
     digits = plot_samples(keras.Model(z, logits), 4, tmp_path / "s.png", logits=True)
     np.testing.assert_allclose(digits, 1 / (1 + np.exp(2.0)), rtol=1e-6)
 

@@ -25,8 +25,7 @@ def _train(x_train, x_test):
     keras.utils.set_random_seed(1)
     encoder, decoder, vae = build_mlp_vae(seed=1)
     vae.compile(optimizer="adam")
-    history = vae.fit(x_train, epochs=3, batch_size=100, validation_data=(x_test, None),
-                      verbose=0)
+    history = vae.fit(x_train, epochs=3, batch_size=100, validation_data=(x_test, None), verbose=0)
     return (encoder, decoder, vae), history.history
 
 
@@ -54,12 +53,12 @@ def test_bfloat16_layers_train_with_float32_weights_loss_and_sampling(mnist_flat
     # operation; the losses agreed to 0.1% here, 1% allows for other CPUs.
     keras.mixed_precision.set_global_policy("float32")
     _, float32_history = _train(x_train, x_test)
-    np.testing.assert_allclose(history["val_loss"][-1], float32_history["val_loss"][-1],
-                               rtol=0.01)
+    np.testing.assert_allclose(history["val_loss"][-1], float32_history["val_loss"][-1], rtol=0.01)
 
 
-def test_weights_saved_under_mixed_precision_load_into_a_float32_model(mnist_flat, bfloat16,
-                                                                        tmp_path):
+def test_weights_saved_under_mixed_precision_load_into_a_float32_model(
+    mnist_flat, bfloat16, tmp_path
+):
     (x_train, _), (x_test, _) = mnist_flat
     encoder, _, vae = build_mlp_vae(seed=1)
     vae.compile(optimizer="adam")

@@ -29,23 +29,47 @@ def test_burdas_schedule_has_eight_stages_of_3_to_the_i_epochs():
 
 def _python(*args, cwd):
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    completed = subprocess.run([sys.executable, *args, "--backend", backend], cwd=cwd,
-                               capture_output=True, text=True, timeout=600,
-                               env={**os.environ, "MPLBACKEND": "Agg"})
+    completed = subprocess.run(
+        [sys.executable, *args, "--backend", backend],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
     return completed
 
 
 def test_a_short_run_writes_results_that_evaluate_py_reproduces(mnist_path, tmp_path):
     results, backups = tmp_path / "results", tmp_path / "runs"
-    done = _python(str(ROOT / "benchmarks" / "quality.py"), "burda_vae_k1", "--data",
-                   str(mnist_path), "--epochs", "2", "--train-samples", "2000",
-                   "--test-samples", "300", "--k", "50", "--results", str(results),
-                   "--checkpoint-dir", str(backups), cwd=tmp_path)
+    done = _python(
+        str(ROOT / "benchmarks" / "quality.py"),
+        "burda_vae_k1",
+        "--data",
+        str(mnist_path),
+        "--epochs",
+        "2",
+        "--train-samples",
+        "2000",
+        "--test-samples",
+        "300",
+        "--k",
+        "50",
+        "--results",
+        str(results),
+        "--checkpoint-dir",
+        str(backups),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((results / "burda_vae_k1.json").read_text())
     assert result["model"].startswith("784-200-200-50 tanh")
     assert (result["k_train"], result["epochs"], result["test_digits"], result["k_eval"]) == (
-        1, 2, 300, 50)
+        1,
+        2,
+        300,
+        50,
+    )
     assert result["train_seconds"] > 0 and result["published_nll"] == 86.76
     # The NLL lies below -ELBO: 50 importance samples tighten the bound.
     assert 0 < result["nll"] < -result["elbo"]
@@ -54,20 +78,30 @@ def test_a_short_run_writes_results_that_evaluate_py_reproduces(mnist_path, tmp_
 
     command = result["evaluate"].split()
     assert command[:2] == ["python", "examples/evaluate.py"]
-    evaluated = _python(*command[1:], "--data", str(mnist_path), "--test-samples", "300",
-                        cwd=ROOT)
+    evaluated = _python(*command[1:], "--data", str(mnist_path), "--test-samples", "300", cwd=ROOT)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    nll, error = map(float, re.search(r"NLL \(importance sampled, k=50\): ([\d.]+) \+- ([\d.]+)",
-                                      evaluated.stdout).groups())
+    nll, error = map(
+        float,
+        re.search(
+            r"NLL \(importance sampled, k=50\): ([\d.]+) \+- ([\d.]+)", evaluated.stdout
+        ).groups(),
+    )
     # Another random 300 digits and other draws: equal within the standard errors.
-    assert abs(nll - result["nll"]) < 3 * (error ** 2 + result["nll_se"] ** 2) ** 0.5
+    assert abs(nll - result["nll"]) < 3 * (error**2 + result["nll_se"] ** 2) ** 0.5
 
 
 def test_an_unfinished_run_is_resumed_not_overwritten(mnist_path, tmp_path):
     backup = tmp_path / "runs" / "burda_vae_k1"
     backup.mkdir(parents=True)
     (backup / "training_metadata.json").write_text(json.dumps({"epoch": 7, "batch": 0}))
-    done = _python(str(ROOT / "benchmarks" / "quality.py"), "burda_vae_k1", "--data",
-                   str(mnist_path), "--checkpoint-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    done = _python(
+        str(ROOT / "benchmarks" / "quality.py"),
+        "burda_vae_k1",
+        "--data",
+        str(mnist_path),
+        "--checkpoint-dir",
+        str(tmp_path / "runs"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert "holds an unfinished run (7 epochs); add --resume" in done.stderr

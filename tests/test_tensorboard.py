@@ -30,9 +30,24 @@ def read_events(folder):
 def run(mnist_path, tmp_path_factory):
     """vae_mlp.py's flow with --logdir: the log folder, the model and its History."""
     folder = tmp_path_factory.mktemp("tensorboard")
-    argv = ["--epochs", str(EPOCHS), "--data", str(mnist_path), "--train-samples", "600",
-            "--test-samples", "200", "--batch-size", "100", "--seed", "1",
-            "--out", str(folder / "out"), "--logdir", str(folder / "logs")]
+    argv = [
+        "--epochs",
+        str(EPOCHS),
+        "--data",
+        str(mnist_path),
+        "--train-samples",
+        "600",
+        "--test-samples",
+        "200",
+        "--batch-size",
+        "100",
+        "--seed",
+        "1",
+        "--out",
+        str(folder / "out"),
+        "--logdir",
+        str(folder / "logs"),
+    ]
     args = cli.parse_args("vae_mlp", "", 50, "adam", argv)
     models = build_mlp_vae(latent_dim=2, seed=1)
     models[2].compile(optimizer="adam")
@@ -90,8 +105,7 @@ def test_logdir_with_weights_is_a_usage_error(tmp_path, capsys):
     assert "--logdir logs training" in line and "give one or the other" in line
 
 
-def test_logdir_without_the_tensorboard_package_says_what_to_install(tmp_path, capsys,
-                                                                     monkeypatch):
+def test_logdir_without_the_tensorboard_package_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     line = _usage_error(["--logdir", str(tmp_path), "--out", str(tmp_path)], capsys)
     assert "needs tensorboard" in line and "pip install tensorboard" in line

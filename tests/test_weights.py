@@ -17,12 +17,11 @@ import warnings
 import zipfile
 from pathlib import Path
 
+import conftest
 import h5py
 import keras
 import numpy as np
 import pytest
-
-import conftest
 
 from vae.models import build_cnn_vae, build_mlp_vae
 from vae.weights import (
@@ -125,8 +124,9 @@ def test_the_kl_weight_is_training_state_not_part_of_weights_files(tmp_path):
     save_weights(vae, tmp_path / "beta.h5")
     with h5py.File(tmp_path / "beta.h5") as f:
         stored = []
-        f.visititems(lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset)
-                     else None)
+        f.visititems(
+            lambda name, item: stored.append(name) if isinstance(item, h5py.Dataset) else None
+        )
     assert len(stored) == len(vae.trainable_weights) == 10
     encoder2, decoder2, plain = build_mlp_vae()
     load_weights(plain, tmp_path / "beta.h5")
@@ -191,7 +191,9 @@ def test_round_trip_other_latent_dims(latent_dim, tmp_path):
 def keras2_files(tmp_path_factory):
     """Runs tests/keras2_reference.py for mlp and cnn (concurrently); {kind: out_dir}."""
     if not HAVE_TF_KERAS:
-        pytest.skip("tf_keras (Keras 2) is not installed: `pip install tf_keras` to test legacy files")
+        pytest.skip(
+            "tf_keras (Keras 2) is not installed: `pip install tf_keras` to test legacy files"
+        )
     if not HAVE_MNIST:
         pytest.skip(f"MNIST IDX image files not found in {MNIST_DIR} (set VAE_DATA)")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
@@ -199,13 +201,20 @@ def keras2_files(tmp_path_factory):
     runs = {}
     for kind in ("mlp", "cnn"):
         out_dir = tmp_path_factory.mktemp(f"keras2_{kind}")
-        command = [sys.executable, str(REFERENCE_SCRIPT), kind, str(out_dir), "--data", str(MNIST_DIR)]
+        command = [
+            sys.executable,
+            str(REFERENCE_SCRIPT),
+            kind,
+            str(out_dir),
+            "--data",
+            str(MNIST_DIR),
+        ]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
         runs[kind] = (out_dir, process, command)
     failures = []
-    for kind, (out_dir, process, command) in runs.items():
+    for _, process, command in runs.values():
         try:
             output, _ = process.communicate(timeout=300)
         except subprocess.TimeoutExpired:
@@ -261,6 +270,9 @@ def test_keras2_reference_files_are_legacy(kind, keras2_files):
     assert float(reference["loss"]) < 530
 
 
+# The README's "the original Keras 2 files load on all three" backends: these
+# are `core`, so CI runs them on JAX and PyTorch too.
+@pytest.mark.core
 @needs_keras2
 @needs_mnist
 @pytest.mark.parametrize("pattern", LEGACY_FILES)
@@ -275,6 +287,7 @@ def test_legacy_keras2_weights_reproduce_keras2_outputs(kind, pattern, keras2_fi
     _assert_matches_keras2(encoder, decoder, reference)
 
 
+@pytest.mark.core
 @needs_keras2
 @needs_mnist
 @pytest.mark.parametrize("pattern", LEGACY_FILES)
@@ -300,7 +313,9 @@ def test_legacy_mlp_weights_into_cnn_raise(pattern, keras2_files):
         load_weights(vae, path)
     assert str(path) in str(info.value)
     # Which layer, and how it differs, read from the Keras 2 file itself.
-    assert "layer encoder: the file holds 6 weights (dense/kernel:0, dense/bias:0" in str(info.value)
+    assert "layer encoder: the file holds 6 weights (dense/kernel:0, dense/bias:0" in str(
+        info.value
+    )
     assert "the model 10" in str(info.value)
 
 
@@ -316,11 +331,16 @@ def test_legacy_file_of_other_latent_dim_names_layer_and_shapes(keras2_files, tm
         del f["encoder/z_mean/kernel:0"]
         f["encoder/z_mean/kernel:0"] = np.repeat(kernel, 3, axis=1)
     _, _, vae = build_mlp_vae()
-    with pytest.raises(WeightsError, match=re.escape(
-            "layer encoder: z_mean/kernel:0 is (512, 3) in the file but (512, 2) in the model;")):
+    with pytest.raises(
+        WeightsError,
+        match=re.escape(
+            "layer encoder: z_mean/kernel:0 is (512, 3) in the file but (512, 2) in the model;"
+        ),
+    ):
         load_weights(vae, path)
 
 
+@pytest.mark.core
 @needs_keras2
 @needs_mnist
 def test_legacy_load_then_resave_round_trips(keras2_files, tmp_path):
@@ -348,8 +368,10 @@ def test_mlp_weights_into_cnn_raise_with_path(tmp_path):
     with pytest.raises(WeightsError) as info:
         load_weights(cnn, path)
     assert str(path) in str(info.value)
-    assert ("layer encoder/encoder_dense: kernel is (784, 512) in the file but (3136, 16) in "
-            "the model (and 17 more differences)") in str(info.value)
+    assert (
+        "layer encoder/encoder_dense: kernel is (784, 512) in the file but (3136, 16) in "
+        "the model (and 17 more differences)"
+    ) in str(info.value)
 
 
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
@@ -363,8 +385,10 @@ def test_latent_50_weights_into_latent_2_raise_with_path(kind, tmp_path):
     assert str(path) in str(info.value)
     hidden = {"mlp": 512, "cnn": 16}[kind]
     # The first difference in the model's order, with both shapes; one line.
-    assert (f"layer encoder/z_mean: kernel is ({hidden}, 50) in the file but ({hidden}, 2) "
-            "in the model (and 4 more differences)") in str(info.value)
+    assert (
+        f"layer encoder/z_mean: kernel is ({hidden}, 50) in the file but ({hidden}, 2) "
+        "in the model (and 4 more differences)"
+    ) in str(info.value)
     assert "\n" not in str(info.value)
 
 
@@ -378,9 +402,13 @@ def test_legacy_layout_of_other_latent_dim_names_layer_and_shapes(tmp_path):
         legacy_h5_format.save_weights_to_hdf5_group(f, wide)
     assert is_legacy_h5(path)
     _, _, narrow = build_mlp_vae()
-    with pytest.raises(WeightsError, match=re.escape(
+    with pytest.raises(
+        WeightsError,
+        match=re.escape(
             "layer encoder: z_mean/kernel is (512, 50) in the file but (512, 2) in the model "
-            "(and 4 more differences)")):
+            "(and 4 more differences)"
+        ),
+    ):
         load_weights(narrow, path)
     assert describe_mismatch(wide, path) is None
 
@@ -509,8 +537,9 @@ def test_save_model_round_trips_in_safe_mode_and_writes_atomically(kind, tmp_pat
     assert _leftovers(tmp_path, {path.name}) == []
     loaded = keras.models.load_model(path, safe_mode=True)
     x, z = _inputs(kind)
-    _assert_same_outputs(_outputs(loaded.encoder, loaded.decoder, x, z),
-                         _outputs(encoder, decoder, x, z))
+    _assert_same_outputs(
+        _outputs(loaded.encoder, loaded.decoder, x, z), _outputs(encoder, decoder, x, z)
+    )
     before = path.read_bytes()
 
     def crash(filepath, *args, **kwargs):

@@ -76,8 +76,17 @@ class GenerationFrames(_FixedLatentDigits):
     >>> frames.frames[-1], frames.gif_path
     """
 
-    def __init__(self, folder, decoder=None, n=16, seed=None, logits=None, gif="training.gif",
-                 initial=True, image_shape=None):
+    def __init__(
+        self,
+        folder,
+        decoder=None,
+        n=16,
+        seed=None,
+        logits=None,
+        gif="training.gif",
+        initial=True,
+        image_shape=None,
+    ):
         super().__init__(decoder, n, seed, logits, image_shape)
         self.folder = os.fspath(folder)
         self.gif = gif
@@ -151,8 +160,8 @@ class EpochSummary(keras.callbacks.Callback):
 
     `Epoch 3/100: test-set ELBO -105.21 nats per digit, 14.2 s`. The ELBO is
     `-val_negative_elbo` (`-val_loss` for models without that metric), so it
-    needs `validation_data`; without it the training-set ELBO is printed. Each line appears after Keras's own progress line of the
-    epoch.
+    needs `validation_data`; without it the training-set ELBO is printed.
+    Each line appears after Keras's own progress line of the epoch.
 
     Attributes:
         lines: the lines printed.
@@ -235,9 +244,11 @@ class TensorBoardImages(_FixedLatentDigits):
             import tensorboard  # noqa: F401  (the implementation of tf.summary.image)
             import tensorflow as tf
         except ImportError as error:
-            raise ImportError(f"TensorBoardImages writes with tf.summary, which needs TensorFlow "
-                              f"and the tensorboard package ({error}); pip install tensorflow "
-                              "tensorboard") from None
+            raise ImportError(
+                f"TensorBoardImages writes with tf.summary, which needs TensorFlow "
+                f"and the tensorboard package ({error}); pip install tensorflow "
+                "tensorboard"
+            ) from None
         self._tf = tf
         self.log_dir = os.path.join(os.fspath(log_dir), "generated")
         self._writer = None

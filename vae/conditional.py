@@ -22,7 +22,11 @@ from vae.models import OUTPUT_DTYPE, VAE, _gaussian_encoder, _refuse_logits_loss
 from vae.plotting import _draw_rows, plot_digits, to_pixels
 
 __all__ = [
-    "ConditionalVAE", "build_conditional_vae", "generate", "one_hot", "plot_class_grid",
+    "ConditionalVAE",
+    "build_conditional_vae",
+    "generate",
+    "one_hot",
+    "plot_class_grid",
     "plot_class_samples",
 ]
 
@@ -68,8 +72,15 @@ class ConditionalVAE(VAE):
         return _num_classes(self.decoder)
 
 
-def build_conditional_vae(original_dim=784, num_classes=10, intermediate_dim=512, latent_dim=2,
-                          loss="bce", seed=None, beta=1.0):
+def build_conditional_vae(
+    original_dim=784,
+    num_classes=10,
+    intermediate_dim=512,
+    latent_dim=2,
+    loss="bce",
+    seed=None,
+    beta=1.0,
+):
     """The MLP VAE of `build_mlp_vae`, conditioned on a one-hot class label (the Keras "CVAE").
 
     Encoder `[x (784), label (10)] -> concat -> 512 (relu) -> (z_mean,
@@ -139,8 +150,11 @@ def one_hot(labels, num_classes):
            [0., 0., 1.]], dtype=float32)
     """
     labels = np.asarray(labels)
-    if labels.size and (not np.issubdtype(labels.dtype, np.integer)
-                        or labels.min() < 0 or labels.max() >= num_classes):
+    if labels.size and (
+        not np.issubdtype(labels.dtype, np.integer)
+        or labels.min() < 0
+        or labels.max() >= num_classes
+    ):
         raise ValueError(
             f"labels must be integers in [0, {num_classes}), got {labels.dtype} values "
             f"from {labels.min()} to {labels.max()}"
@@ -197,8 +211,17 @@ def _check_classes(decoder, num_classes):
         )
 
 
-def plot_class_grid(decoder, filename, num_classes=10, n=10, seed=None, class_names=None,
-                    image_shape=None, show=False, logits=False):
+def plot_class_grid(
+    decoder,
+    filename,
+    num_classes=10,
+    n=10,
+    seed=None,
+    class_names=None,
+    image_shape=None,
+    show=False,
+    logits=False,
+):
     """Draws one row per class, each decoding the same `n` draws of z.
 
     A column is one z, one "style", written as every class: what the label
@@ -238,8 +261,17 @@ def plot_class_grid(decoder, filename, num_classes=10, n=10, seed=None, class_na
     return digits
 
 
-def plot_class_samples(decoder, digit, n, filename, seed=None, class_names=None,
-                       image_shape=None, show=False, logits=False):
+def plot_class_samples(
+    decoder,
+    digit,
+    n,
+    filename,
+    seed=None,
+    class_names=None,
+    image_shape=None,
+    show=False,
+    logits=False,
+):
     """Generates `n` digits of the class `digit` and draws them as a grid titled with the class.
 
     The grid is `vae.plotting.plot_digits`'s: 50 digits make 5x10, a square

@@ -48,7 +48,7 @@ def _pixelwise_matmul(images, matrix):
 
 
 def conv2d(inputs, kernel, strides, padding):
-    """`ops.conv(inputs, kernel, strides, padding)` (channels_last) as im2col and a matrix multiply."""
+    """`ops.conv(inputs, kernel, strides, padding)` (channels_last) as im2col and a matmul."""
     (kh, kw, channels, filters), (sh, sw) = kernel.shape, strides
     height, width = inputs.shape[1], inputs.shape[2]
     if padding == "same":
@@ -84,8 +84,15 @@ def conv2d_transpose(inputs, kernel, strides, padding):
         matrix = ops.concatenate([ops.transpose(kernel[a, b]) for a, b in taps], axis=1)
         products = ops.split(_pixelwise_matmul(inputs, matrix), len(taps), axis=-1)
         shifted = [
-            ops.pad(product, ((0, 0), (a // sh, shifts_h - 1 - a // sh),
-                              (b // sw, shifts_w - 1 - b // sw), (0, 0)))
+            ops.pad(
+                product,
+                (
+                    (0, 0),
+                    (a // sh, shifts_h - 1 - a // sh),
+                    (b // sw, shifts_w - 1 - b // sw),
+                    (0, 0),
+                ),
+            )
             for product, (a, b) in zip(products, taps)
         ]
         return sum(shifted[1:], shifted[0])

@@ -40,9 +40,21 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DataError", "IDX_FILES", "SAMPLE_PATH", "load_mnist", "load_raw_mnist", "read_idx",
-           "DATASETS", "Images", "load_images",
-           "BINARIZATIONS", "binarize", "DynamicBinarization"]
+__all__ = [
+    "DataError",
+    "IDX_FILES",
+    "SAMPLE_PATH",
+    "load_mnist",
+    "load_raw_mnist",
+    "read_idx",
+    "DATASETS",
+    "Images",
+    "load_images",
+    "load_images_to_score",
+    "BINARIZATIONS",
+    "binarize",
+    "DynamicBinarization",
+]
 
 SAMPLE_PATH = Path(__file__).with_name("mnist_sample.npz")
 
@@ -60,8 +72,9 @@ _KEYS = tuple(IDX_FILES)
 _MAGIC = {"images": 0x00000803, "labels": 0x00000801}
 _CHUNK = 1 << 20
 _FIX = "pass --data PATH to a Keras mnist.npz or a folder of IDX files"
-_EXPECTED = ("expected mnist.npz or the four IDX files "
-             + ", ".join(name + "[.gz]" for name in IDX_FILES.values()))
+_EXPECTED = "expected mnist.npz or the four IDX files " + ", ".join(
+    name + "[.gz]" for name in IDX_FILES.values()
+)
 
 
 class DataError(ValueError):
@@ -107,8 +120,10 @@ def read_idx(path, kind):
                 raise _error(path, f"too short for an IDX {kind} header ({len(header)} bytes)")
             magic, *dims = struct.unpack(f">{1 + ndim}I", header)  # big-endian uint32s
             if magic != _MAGIC[kind]:
-                raise _error(path, f"magic number 0x{magic:08x} is not that of IDX {kind} "
-                                   f"(0x{_MAGIC[kind]:08x})")
+                raise _error(
+                    path,
+                    f"magic number 0x{magic:08x} is not that of IDX {kind} (0x{_MAGIC[kind]:08x})",
+                )
             if kind == "images" and (dims[1], dims[2]) != (28, 28):
                 raise _error(path, f"images are {dims[1]}x{dims[2]} pixels; expected 28x28")
             size = math.prod(dims)
@@ -126,8 +141,11 @@ def read_idx(path, kind):
         raise _error(path, f"cannot read IDX file ({_one_line(err)})") from err
     if len(data) != size:
         found = f"{len(data)}" if len(data) < size else "more"
-        raise _error(path, f"header promises {dims[0]} {kind} ({size} bytes after the header) "
-                           f"but the file holds {found}")
+        raise _error(
+            path,
+            f"header promises {dims[0]} {kind} ({size} bytes after the header) "
+            f"but the file holds {found}",
+        )
     return np.frombuffer(data, np.uint8).reshape(dims)
 
 
@@ -144,8 +162,9 @@ def _read_idx_folder(folder):
     missing = [IDX_FILES[key] + "[.gz]" for key in _KEYS if key not in paths]
     if missing:
         raise _error(folder, f"missing IDX file(s) {', '.join(missing)}")
-    arrays = {key: read_idx(p, "images" if key.startswith("x") else "labels")
-              for key, p in paths.items()}
+    arrays = {
+        key: read_idx(p, "images" if key.startswith("x") else "labels") for key, p in paths.items()
+    }
     return arrays, paths
 
 
@@ -163,19 +182,25 @@ def _read_npz(path, required=_KEYS, fix=_FIX):
         if head[:2] == b"\x1f\x8b" or head[:3] == b"\0\0\x08":
             raise _error(path, "is a single IDX file (use the folder that holds all four)", fix)
         if head not in (b"PK\x03\x04", b"PK\x05\x06"):
-            raise _error(path, f"not an .npz archive (it starts with {head!r}, not a zip header)",
-                         fix)
+            raise _error(
+                path, f"not an .npz archive (it starts with {head!r}, not a zip header)", fix
+            )
         # allow_pickle=False always: a file named on the command line is
         # untrusted, and unpickling it could run arbitrary code.
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in required if key not in archive.files]
             if missing:
-                expected = ("the Keras layout x_train, y_train, x_test, y_test"
-                            if set(required) == set(_KEYS)
-                            else "x_train and x_test")
-                raise _error(path, f"no array(s) {', '.join(missing)} in the archive (it holds "
-                                   f"{', '.join(archive.files) or 'nothing'}); expected "
-                                   + expected, fix)
+                expected = (
+                    "the Keras layout x_train, y_train, x_test, y_test"
+                    if set(required) == set(_KEYS)
+                    else "x_train and x_test"
+                )
+                raise _error(
+                    path,
+                    f"no array(s) {', '.join(missing)} in the archive (it holds "
+                    f"{', '.join(archive.files) or 'nothing'}); expected " + expected,
+                    fix,
+                )
             return {key: archive[key] for key in _KEYS if key in archive.files}
     except DataError:
         raise
@@ -210,8 +235,9 @@ def _validated(arrays, paths):
     for split in ("train", "test"):
         n_images, n_labels = len(out["x_" + split]), len(out["y_" + split])
         if n_images != n_labels:
-            raise _error(paths["y_" + split],
-                         f"{n_images} {split} images but {n_labels} {split} labels")
+            raise _error(
+                paths["y_" + split], f"{n_images} {split} images but {n_labels} {split} labels"
+            )
     return (out["x_train"], out["y_train"]), (out["x_test"], out["y_test"])
 
 
@@ -308,17 +334,30 @@ DATASETS = ("mnist", "fashion_mnist")
 # (Zalando Research) name them.
 _CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),
-    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                      "Sneaker", "Bag", "Ankle boot"),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
 }
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # A label beyond this is an ID, not a class index: naming every class up to it
 # would make millions of names.
 _MAX_CLASSES = 1 << 16
-_ANY_FIX = ("pass --data PATH to a Keras-layout .npz, a folder of IDX files or a folder of "
-            "PNG/JPEG images")
-_NPZ_FIX = ("save x_train and x_test as (n, h, w) or (n, h, w, c) arrays (c 1 or 3) of uint8 or "
-            "of floats in [0, 1], with optional y_train and y_test integer labels")
+_ANY_FIX = (
+    "pass --data PATH to a Keras-layout .npz, a folder of IDX files or a folder of PNG/JPEG images"
+)
+_NPZ_FIX = (
+    "save x_train and x_test as (n, h, w) or (n, h, w, c) arrays (c 1 or 3) of uint8 or "
+    "of floats in [0, 1], with optional y_train and y_test integer labels"
+)
 _SIZE_FIX = "pass --image-size H W (image_size=(h, w)) to resize every image to one size"
 _IMAGE_FIX = "replace or remove the file"
 
@@ -425,32 +464,84 @@ def load_images(path=None, dataset="mnist", image_size=None, validation_split=0.
         raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
     image_size = _checked_size(image_size)
     if not (isinstance(validation_split, numbers.Real) and 0 < validation_split < 1):
-        raise ValueError(f"validation_split must be a fraction between 0 and 1 (exclusive), "
-                         f"not {validation_split!r}")
+        raise ValueError(
+            f"validation_split must be a fraction between 0 and 1 (exclusive), "
+            f"not {validation_split!r}"
+        )
     if path is None:
         if dataset == "mnist":
             (x_train, y_train), (x_test, y_test) = load_mnist(None)
         else:
             (x_train, y_train), (x_test, y_test) = _scaled(_keras_fashion_mnist())
-        return Images(_resized(x_train, image_size), y_train, _resized(x_test, image_size),
-                      y_test, _CLASS_NAMES[dataset])
+        return Images(
+            _resized(x_train, image_size),
+            y_train,
+            _resized(x_test, image_size),
+            y_test,
+            _CLASS_NAMES[dataset],
+        )
     path = Path(path).expanduser()
     if not path.exists():
         raise _error(path, "no such file or directory", _ANY_FIX)
     if path.is_dir():
         if (path / "mnist.npz").is_file():
             path = path / "mnist.npz"
-        elif any((path / (name + gz)).is_file() for name in IDX_FILES.values()
-                 for gz in ("", ".gz")):
+        elif any(
+            (path / (name + gz)).is_file() for name in IDX_FILES.values() for gz in ("", ".gz")
+        ):
             (x_train, y_train), (x_test, y_test) = _scaled(load_raw_mnist(path))
-            return Images(_resized(x_train, image_size), y_train, _resized(x_test, image_size),
-                          y_test, _CLASS_NAMES[dataset])
+            return Images(
+                _resized(x_train, image_size),
+                y_train,
+                _resized(x_test, image_size),
+                y_test,
+                _CLASS_NAMES[dataset],
+            )
         else:
             return _image_folder(path, image_size, validation_split, seed)
     elif path.suffix.lower() in _IMAGE_SUFFIXES:
-        raise _error(path, "is a single image", "pass --data PATH to the folder that holds "
-                                                "the images (one subfolder per class, or flat)")
+        raise _error(
+            path,
+            "is a single image",
+            "pass --data PATH to the folder that holds "
+            "the images (one subfolder per class, or flat)",
+        )
     return _npz_images(path, dataset, image_size)
+
+
+def load_images_to_score(path=None, dataset="mnist", image_size=None):
+    """Images to score one by one, and where each came from, in a stable order.
+
+    Args:
+        path: a folder of PNG or JPEG images (every one of them, in sorted path
+            order, subfolders included), a folder of IDX files or an ``.npz``
+            (their test split), or ``None`` for ``dataset``'s test split (as
+            :func:`load_images`).
+        dataset: as for :func:`load_images`.
+        image_size: ``(height, width)`` to resize every image to, or ``None``.
+
+    Returns:
+        ``(x, sources)``: float32 images ``(n, h, w, c)`` in [0, 1], and for each
+        its path relative to the folder, or its index in the test split.
+
+    Raises:
+        DataError: as :func:`load_images`.
+    """
+    image_size = _checked_size(image_size)
+    folder = None if path is None else Path(path).expanduser()
+    if (
+        folder is not None
+        and folder.is_dir()
+        and not (folder / "mnist.npz").is_file()
+        and not any(
+            (folder / (name + gz)).is_file() for name in IDX_FILES.values() for gz in ("", ".gz")
+        )
+    ):
+        files, _, _ = _image_files(folder)
+        x = _read_images(files, np.arange(len(files)), image_size)
+        return x, [path.relative_to(folder).as_posix() for path in files]
+    x = load_images(path, dataset, image_size).x_test
+    return x, [str(i) for i in range(len(x))]
 
 
 def _checked_size(image_size):
@@ -463,8 +554,9 @@ def _checked_size(image_size):
     except (TypeError, ValueError):
         height = width = 0
     if height < 1 or width < 1:
-        raise ValueError(f"image_size must be (height, width), two positive integers, "
-                         f"not {image_size!r}")
+        raise ValueError(
+            f"image_size must be (height, width), two positive integers, not {image_size!r}"
+        )
     return height, width
 
 
@@ -515,7 +607,8 @@ def _keras_fashion_mnist():
             "sample of it is bundled (the bundled sample is MNIST only); pass --data PATH to a "
             "folder of its IDX files (Debian's dataset-fashion-mnist package puts them in "
             "/usr/share/datasets/fashion-mnist) or connect to the internet once so that Keras "
-            "caches it") from err
+            "caches it"
+        ) from err
     arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     return _validated(arrays, dict.fromkeys(_KEYS, source))
 
@@ -533,8 +626,10 @@ def _npz_images(path, dataset, image_size):
         if x.dtype.kind not in "buif":
             raise bad(f"{key} has dtype {x.dtype}; expected uint8 or float images")
         if x.ndim not in (3, 4) or (x.ndim == 4 and x.shape[3] not in (1, 3)):
-            raise bad(f"{key} has shape {x.shape}; expected (n, h, w) or (n, h, w, c) images "
-                      "with c 1 or 3")
+            raise bad(
+                f"{key} has shape {x.shape}; expected (n, h, w) or (n, h, w, c) images "
+                "with c 1 or 3"
+            )
         if x.size == 0:
             raise bad(f"{key} has shape {x.shape}, no pixels")
         if x.dtype.kind == "f":
@@ -543,19 +638,26 @@ def _npz_images(path, dataset, image_size):
             if np.isnan(x).any():
                 raise bad(f"{key} has NaN values")
             if x.min() < 0 or x.max() > 1:
-                raise bad(f"{key} has values {x.min():g}..{x.max():g}; expected floats in [0, 1] "
-                          "(or uint8 0..255)")
+                raise bad(
+                    f"{key} has values {x.min():g}..{x.max():g}; expected floats in [0, 1] "
+                    "(or uint8 0..255)"
+                )
         elif x.dtype.kind in "ui" and (x.min() < 0 or x.max() > 255):
-            raise bad(f"{key} has values {x.min()}..{x.max()}; expected 0..255 (or floats in "
-                      "[0, 1])")
+            raise bad(
+                f"{key} has values {x.min()}..{x.max()}; expected 0..255 (or floats in [0, 1])"
+            )
         images[key] = _float_images(x)
     train_shape, test_shape = images["x_train"].shape[1:], images["x_test"].shape[1:]
     if train_shape[2] != test_shape[2]:
-        raise bad(f"x_train images have {train_shape[2]} channel(s) but x_test images "
-                  f"{test_shape[2]}")
+        raise bad(
+            f"x_train images have {train_shape[2]} channel(s) but x_test images {test_shape[2]}"
+        )
     if image_size is None and train_shape != test_shape:
-        raise bad(f"x_train images are {train_shape[0]}x{train_shape[1]} pixels (height x width) "
-                  f"but x_test images {test_shape[0]}x{test_shape[1]}", _SIZE_FIX)
+        raise bad(
+            f"x_train images are {train_shape[0]}x{train_shape[1]} pixels (height x width) "
+            f"but x_test images {test_shape[0]}x{test_shape[1]}",
+            _SIZE_FIX,
+        )
 
     present = [key for key in ("y_train", "y_test") if key in arrays]
     labels = dict.fromkeys(("y_train", "y_test"))
@@ -569,19 +671,31 @@ def _npz_images(path, dataset, image_size):
             if y.ndim == 2 and y.shape[1] == 1:
                 y = y[:, 0]  # Keras's CIFAR layout, one label per row
             if y.ndim != 1 or y.dtype.kind not in "ui":
-                raise bad(f"{key} has shape {arrays[key].shape} and dtype {y.dtype}; expected "
-                          "(n,) integer labels")
+                raise bad(
+                    f"{key} has shape {arrays[key].shape} and dtype {y.dtype}; expected "
+                    "(n,) integer labels"
+                )
             if len(y) != n:
                 raise bad(f"{n} images in x{key[1:]} but {len(y)} labels in {key}")
             if y.min() < 0 or y.max() >= _MAX_CLASSES:
-                raise bad(f"{key} has labels {y.min()}..{y.max()}; expected class indices "
-                          f"0..{_MAX_CLASSES - 1}")
+                raise bad(
+                    f"{key} has labels {y.min()}..{y.max()}; expected class indices "
+                    f"0..{_MAX_CLASSES - 1}"
+                )
             labels[key] = y.astype(np.int64)
         n_classes = int(max(labels["y_train"].max(), labels["y_test"].max())) + 1
-        class_names = (_CLASS_NAMES[dataset] if n_classes <= len(_CLASS_NAMES[dataset])
-                       else tuple(str(i) for i in range(n_classes)))
-    return Images(_resized(images["x_train"], image_size), labels["y_train"],
-                  _resized(images["x_test"], image_size), labels["y_test"], class_names)
+        class_names = (
+            _CLASS_NAMES[dataset]
+            if n_classes <= len(_CLASS_NAMES[dataset])
+            else tuple(str(i) for i in range(n_classes))
+        )
+    return Images(
+        _resized(images["x_train"], image_size),
+        labels["y_train"],
+        _resized(images["x_test"], image_size),
+        labels["y_test"],
+        class_names,
+    )
 
 
 def _image_folder(folder, image_size, validation_split, seed):
@@ -589,8 +703,12 @@ def _image_folder(folder, image_size, validation_split, seed):
     files, labels, class_names = _image_files(folder)
     n = len(files)
     if n < 2:
-        raise _error(folder, f"holds only one image ({files[0]}); at least 2 are needed, one "
-                             "to train on and one to test", "add images to the folder")
+        raise _error(
+            folder,
+            f"holds only one image ({files[0]}); at least 2 are needed, one "
+            "to train on and one to test",
+            "add images to the folder",
+        )
     n_test = min(max(round(n * validation_split), 1), n - 1)
     # The images go straight to their place in the drawn order: file `order[j]`
     # to row j, rows 0..n_test-1 the test set. No shuffled copy of the whole
@@ -621,15 +739,20 @@ def _image_files(folder):
                 files.append(Path(root, name))
                 classes.append(None if top == os.curdir else top)
     if not files:
-        raise _error(folder, "no images (.png, .jpg, .jpeg), IDX files or mnist.npz in the folder "
-                             "or its subfolders", _ANY_FIX)
+        raise _error(
+            folder,
+            "no images (.png, .jpg, .jpeg), IDX files or mnist.npz in the folder or its subfolders",
+            _ANY_FIX,
+        )
     if classes[0] is None:  # os.walk lists the folder's own files first
         if classes[-1] is not None:
             subfolder = next(c for c in classes if c is not None)
-            raise _error(folder, f"holds images both in itself ({files[0].name}) and in its "
-                                 f"subfolder {subfolder}",
-                         "put each class's images in a subfolder of its own, or all images in "
-                         "the folder itself for no labels")
+            raise _error(
+                folder,
+                f"holds images both in itself ({files[0].name}) and in its subfolder {subfolder}",
+                "put each class's images in a subfolder of its own, or all images in "
+                "the folder itself for no labels",
+            )
         return files, None, None
     class_names = tuple(sorted(set(classes)))
     index = {name: i for i, name in enumerate(class_names)}
@@ -653,8 +776,12 @@ def _read_images(files, row, image_size):
         if first is None:
             first = path, a.shape[:2]
         elif a.shape[:2] != first[1]:
-            raise _error(path, f"image is {a.shape[0]}x{a.shape[1]} pixels (height x width) but "
-                               f"{first[0]} is {first[1][0]}x{first[1][1]}", _SIZE_FIX)
+            raise _error(
+                path,
+                f"image is {a.shape[0]}x{a.shape[1]} pixels (height x width) but "
+                f"{first[0]} is {first[1][0]}x{first[1][1]}",
+                _SIZE_FIX,
+            )
         pixels.append(a)
     channels = 3 if any(a.ndim == 3 for a in pixels) else 1
     x = np.empty((len(pixels), *first[1], channels), np.float32)
@@ -748,6 +875,13 @@ class _DynamicBinarization:
         shuffle: reshuffle the digits each epoch.
         labels: a conditional model's second input, one row per digit
             (e.g. one-hot labels): batches are then ``(digits, labels)``.
+        binarize: draw the pixels from their grey levels (``False`` keeps
+            the images as they are, for ``perturb`` alone).
+        perturb: the fraction of pixels replaced by noise, drawn afresh in
+            every batch: a fair coin's 0 or 1 for binary images, a uniform
+            grey level otherwise. Ren et al. 2019's background model
+            ("Likelihood ratios for out-of-distribution detection") trains
+            on images so perturbed (``vae.scores.likelihood_ratio``).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of
             ``keras.utils.PyDataset``.
 
@@ -757,9 +891,24 @@ class _DynamicBinarization:
     >>> vae.fit(train, epochs=100, validation_data=(binarize(x_test, "dynamic"), None))
     """
 
-    def __init__(self, x, batch_size, seed=None, shuffle=True, labels=None, **kwargs):
+    def __init__(
+        self,
+        x,
+        batch_size,
+        seed=None,
+        shuffle=True,
+        labels=None,
+        binarize=True,
+        perturb=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if not 0 <= perturb < 1:
+            raise ValueError(f"perturb must be a fraction in [0, 1), not {perturb!r}")
         self.x = np.asarray(x, dtype=np.float32)
+        self.binarize = binarize
+        self.perturb = float(perturb)
+        self._binary_noise = binarize or bool(np.all((self.x == 0) | (self.x == 1)))
         self.labels = None if labels is None else np.asarray(labels)
         self.batch_size = int(batch_size)
         self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
@@ -784,9 +933,15 @@ class _DynamicBinarization:
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of a dataset of {len(self)} batches")
-        chosen = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        digits = _bernoulli(rng, self.x[chosen])
+        digits = _bernoulli(rng, self.x[chosen]) if self.binarize else self.x[chosen]
+        if self.perturb:
+            replaced = rng.random(digits.shape, dtype=np.float32) < self.perturb
+            noise = rng.random(digits.shape, dtype=np.float32)
+            digits = np.where(
+                replaced, (noise < 0.5) if self._binary_noise else noise, digits
+            ).astype(np.float32)
         return ((digits, self.labels[chosen]),) if self.labels is not None else (digits,)
 
 
@@ -796,9 +951,15 @@ def __getattr__(name):
     if name == "DynamicBinarization":
         import keras
 
-        cls = type(name, (_DynamicBinarization, keras.utils.PyDataset), {
-            "__module__": __name__, "__qualname__": name, "__doc__": _DynamicBinarization.__doc__,
-        })
+        cls = type(
+            name,
+            (_DynamicBinarization, keras.utils.PyDataset),
+            {
+                "__module__": __name__,
+                "__qualname__": name,
+                "__doc__": _DynamicBinarization.__doc__,
+            },
+        )
         globals()[name] = cls  # later look-ups (and pickle) find it directly
         return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -107,9 +107,7 @@ def kl_divergence(z_mean, z_log_var):
         A tensor of shape `(batch,)`.
     """
     z_mean, z_log_var = ops.convert_to_tensor(z_mean), ops.convert_to_tensor(z_log_var)
-    return -0.5 * ops.sum(
-        1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1
-    )
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
 
 
 def gaussian_log_density(z, mean=0.0, log_var=0.0):

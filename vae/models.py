@@ -1,5 +1,7 @@
 """The VAE model, with its loss attached, and the builders of the classic examples."""
 
+import functools
+import inspect
 import math
 
 import keras
@@ -22,8 +24,7 @@ KL_ESTIMATORS = ("analytic", "monte_carlo")
 
 # The one-stochastic-layer MNIST model of Burda et al. 2015 ("Importance Weighted
 # Autoencoders"), as arguments of build_mlp_vae.
-BURDA_MLP = dict(intermediate_dim=(200, 200), activation="tanh", latent_dim=50,
-                 loss="bce_logits")
+BURDA_MLP = dict(intermediate_dim=(200, 200), activation="tanh", latent_dim=50, loss="bce_logits")
 
 # Batches per call of the compiled training function (see `VAE.compile`).
 STEPS_PER_EXECUTION = 8
@@ -86,8 +87,10 @@ class VAE(keras.Model):
         if int(k) != k or k < 1:
             raise ValueError(f"k must be a whole number of draws >= 1, not {k!r}")
         if k > 1 and beta != 1:
-            raise ValueError("beta weights the ELBO's KL term, which the importance-weighted "
-                             "bound (k > 1) does not have: use beta=1 with k > 1")
+            raise ValueError(
+                "beta weights the ELBO's KL term, which the importance-weighted "
+                "bound (k > 1) does not have: use beta=1 with k > 1"
+            )
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = loss
@@ -98,8 +101,9 @@ class VAE(keras.Model):
             self.seed_generator = keras.random.SeedGenerator()
         # A variable, not a constant: a callback changes it between epochs and
         # the compiled step (on JAX a pure function of the model's state) sees it.
-        self.kl_weight = keras.Variable(self.beta, trainable=False, dtype="float32",
-                                        name="kl_weight")
+        self.kl_weight = keras.Variable(
+            self.beta, trainable=False, dtype="float32", name="kl_weight"
+        )
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         self.negative_elbo_tracker = keras.metrics.Mean(name="negative_elbo")
@@ -145,8 +149,9 @@ class VAE(keras.Model):
         if steps_per_execution is None:
             single = eager or _tensorflow_strategy() or keras.config.backend() == "torch"
             steps_per_execution = 1 if single else STEPS_PER_EXECUTION
-        super().compile(*args, jit_compile=jit_compile,
-                        steps_per_execution=steps_per_execution, **kwargs)
+        super().compile(
+            *args, jit_compile=jit_compile, steps_per_execution=steps_per_execution, **kwargs
+        )
 
     def call(self, inputs, training=None):
         z_mean, z_log_var, z = self.encoder(inputs, training=training)
@@ -158,10 +163,14 @@ class VAE(keras.Model):
 
     def _importance_weighted(self, x, z_mean, z_log_var, training):
         """The IWAE's terms from `k` draws per example; returns the first draw's reconstruction."""
-        epsilon = keras.random.normal((ops.shape(z_mean)[0], self.k, ops.shape(z_mean)[-1]),
-                                      dtype="float32", seed=self.seed_generator)
+        epsilon = keras.random.normal(
+            (ops.shape(z_mean)[0], self.k, ops.shape(z_mean)[-1]),
+            dtype="float32",
+            seed=self.seed_generator,
+        )
         log_weights, log_px_z, decoded = log_importance_weights(
-            self.decoder, self.reconstruction, x, z_mean, z_log_var, epsilon, training)
+            self.decoder, self.reconstruction, x, z_mean, z_log_var, epsilon, training
+        )
         bound = ops.logsumexp(log_weights, axis=1) - math.log(self.k)
         kl = kl_divergence(ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32"))
         self._loss_terms = (-ops.mean(log_px_z, axis=1), kl, -bound)
@@ -215,6 +224,54 @@ class VAE(keras.Model):
         return cls(**config)
 
 
+# Arguments that change how a model is made, not what it computes: a model
+# rebuilt from its record leaves them at their defaults.
+_NOT_ARCHITECTURE = ("seed",)
+
+
+def records_architecture(builder):
+    """Makes a builder note on its `vae` how it was called: `vae.architecture`.
+
+    `{"builder": "build_mlp_vae", "arguments": {...}}`, every argument but the
+    seed, in JSON's types; `vae.weights.save_weights` stores it in the weights
+    file, so that `vae.weights.load_model` rebuilds the model from the file
+    alone (`examples/score.py` needs no `--model` then).
+    """
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs):
+        bound = inspect.signature(builder).bind(*args, **kwargs)
+        bound.apply_defaults()
+        models = builder(*args, **kwargs)
+        arguments = {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in bound.arguments.items()
+            if name not in _NOT_ARCHITECTURE
+        }
+        models[-1].architecture = {"builder": builder.__name__, "arguments": arguments}
+        return models
+
+    return build
+
+
+def build_from_architecture(architecture):
+    """Builds `(encoder, decoder, vae)` anew from a `vae.architecture` record.
+
+    Raises:
+        ValueError: the record names no builder of this module, or arguments it does not take.
+    """
+    builder = BUILDERS.get(architecture.get("builder"))
+    if builder is None:
+        raise ValueError(
+            f"unknown builder {architecture.get('builder')!r}: use one of {', '.join(BUILDERS)}"
+        )
+    arguments = {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in architecture.get("arguments", {}).items()
+    }
+    return builder(**arguments)
+
+
 def _tensorflow_strategy():
     """Whether a tf.distribute strategy is in scope (data-parallel training on TensorFlow)."""
     if keras.config.backend() != "tensorflow":
@@ -228,8 +285,11 @@ def _xla_pays_on_tensorflow(vae):
     if keras.config.backend() != "tensorflow":
         return False
     convolutions = (layers.Conv1D, layers.Conv2D, layers.Conv3D, layers.Conv2DTranspose)
-    convolutional = any(isinstance(layer, convolutions)
-                        for part in (vae.encoder, vae.decoder) for layer in part._flatten_layers())
+    convolutional = any(
+        isinstance(layer, convolutions)
+        for part in (vae.encoder, vae.decoder)
+        for layer in part._flatten_layers()
+    )
     return not convolutional and not _tensorflow_strategy()
 
 
@@ -262,8 +322,17 @@ def _assemble(encoder, decoder, loss, name, input_shape, kl="analytic", beta=1.0
     return encoder, decoder, vae
 
 
-def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bce", seed=None,
-                  beta=1.0, activation="relu", k=1):
+@records_architecture
+def build_mlp_vae(
+    original_dim=784,
+    intermediate_dim=512,
+    latent_dim=2,
+    loss="bce",
+    seed=None,
+    beta=1.0,
+    activation="relu",
+    k=1,
+):
     """The MLP VAE of the Keras example `variational_autoencoder.py`, and deeper ones.
 
     Encoder `784 -> 512 (relu) -> (z_mean, z_log_var) -> z`; decoder
@@ -315,16 +384,25 @@ def build_mlp_vae(original_dim=784, intermediate_dim=512, latent_dim=2, loss="bc
     for width, name in zip(reversed(widths), names):
         x = layers.Dense(width, activation=activation, name=f"decoder_dense{name}")(x)
     outputs = layers.Dense(
-        original_dim, activation=None if loss == "bce_logits" else "sigmoid",
-        name="decoder_output", dtype=OUTPUT_DTYPE,
+        original_dim,
+        activation=None if loss == "bce_logits" else "sigmoid",
+        name="decoder_output",
+        dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "vae_mlp", (original_dim,), beta=beta, k=k)
 
 
+@records_architecture
 def build_cnn_vae(
-    input_shape=(28, 28, 1), filters=16, kernel_size=3, latent_dim=2, loss="bce", seed=None,
-    beta=1.0, k=1,
+    input_shape=(28, 28, 1),
+    filters=16,
+    kernel_size=3,
+    latent_dim=2,
+    loss="bce",
+    seed=None,
+    beta=1.0,
+    k=1,
 ):
     """The convolutional VAE of the Keras example `variational_autoencoder_deconv.py`.
 
@@ -358,7 +436,11 @@ def build_cnn_vae(
     for i in range(2):
         filters *= 2
         x = Conv2D(
-            filters, kernel_size, activation="relu", strides=2, padding="same",
+            filters,
+            kernel_size,
+            activation="relu",
+            strides=2,
+            padding="same",
             name=f"encoder_conv_{i + 1}",
         )(x)
     feature_shape = tuple(x.shape[1:])
@@ -373,20 +455,36 @@ def build_cnn_vae(
     x = layers.Reshape(feature_shape, name="decoder_reshape")(x)
     for i in range(2):
         x = Conv2DTranspose(
-            filters, kernel_size, activation="relu", strides=2, padding="same",
+            filters,
+            kernel_size,
+            activation="relu",
+            strides=2,
+            padding="same",
             name=f"decoder_deconv_{i + 1}",
         )(x)
         filters //= 2
     outputs = Conv2DTranspose(
-        input_shape[-1], kernel_size, activation="sigmoid", padding="same",
-        name="decoder_output", dtype=OUTPUT_DTYPE,
+        input_shape[-1],
+        kernel_size,
+        activation="sigmoid",
+        padding="same",
+        name="decoder_output",
+        dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "vae_cnn", input_shape, beta=beta, k=k)
 
 
-def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl="analytic",
-                   seed=None, beta=1.0, k=1):
+@records_architecture
+def build_conv_vae(
+    input_shape=(28, 28, 1),
+    latent_dim=50,
+    loss="bce_logits",
+    kl="analytic",
+    seed=None,
+    beta=1.0,
+    k=1,
+):
     """The convolutional VAE of the TensorFlow tutorial "Convolutional Variational Autoencoder".
 
     Encoder: `Conv2D(32, 3, stride 2, relu)`, `Conv2D(64, 3, stride 2, relu)`
@@ -442,9 +540,15 @@ def build_conv_vae(input_shape=(28, 28, 1), latent_dim=50, loss="bce_logits", kl
         32, 3, strides=2, padding="same", activation="relu", name="decoder_deconv_2"
     )(x)
     outputs = Conv2DTranspose(
-        input_shape[-1], 3, padding="same",
-        activation=None if loss == "bce_logits" else "sigmoid", name="decoder_output",
+        input_shape[-1],
+        3,
+        padding="same",
+        activation=None if loss == "bce_logits" else "sigmoid",
+        name="decoder_output",
         dtype=OUTPUT_DTYPE,
     )(x)
     decoder = keras.Model(latent_inputs, outputs, name="decoder")
     return _assemble(encoder, decoder, loss, "cvae", input_shape, kl=kl, beta=beta, k=k)
+
+
+BUILDERS = {builder.__name__: builder for builder in (build_mlp_vae, build_cnn_vae, build_conv_vae)}

@@ -35,8 +35,9 @@ def _finish(figure, filename, show):
     plt.close(figure)
 
 
-def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=False,
-                      verbose=1, class_names=None):
+def plot_latent_means(
+    encoder, x_test, y_test, filename, batch_size=128, show=False, verbose=1, class_names=None
+):
     """Scatters the test set's latent means, one colour per class.
 
     With `latent_dim > 2` the first two dimensions of z_mean are drawn.
@@ -57,10 +58,16 @@ def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=Fa
         for label in np.unique(y_test):
             chosen = y_test == label
             name = class_names[int(label)] if class_names is not None else str(label)
-            axes.scatter(z_mean[chosen, 0], z_mean[chosen, 1], s=4,
-                         color=colours(int(label) % colours.N), label=name)
-        axes.legend(title="class" if class_names is not None else "digit", markerscale=4,
-                    loc="upper right")
+            axes.scatter(
+                z_mean[chosen, 0],
+                z_mean[chosen, 1],
+                s=4,
+                color=colours(int(label) % colours.N),
+                label=name,
+            )
+        axes.legend(
+            title="class" if class_names is not None else "digit", markerscale=4, loc="upper right"
+        )
     axes.set_xlabel("z[0]")
     axes.set_ylabel("z[1]")
     if z_mean.shape[1] > 2:
@@ -70,8 +77,9 @@ def plot_latent_means(encoder, x_test, y_test, filename, batch_size=128, show=Fa
     _finish(figure, filename, show)
 
 
-def decode_grid(decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbose=1,
-                image_shape=None):
+def decode_grid(
+    decoder, n=30, z_range=4.0, batch_size=128, logits=False, verbose=1, image_shape=None
+):
     """Decodes an `n` x `n` grid of z over `[-z_range, z_range]^2`.
 
     Only z[0] (columns) and z[1] (rows, top is high) vary; any further latent
@@ -111,8 +119,10 @@ def as_images(pixels, image_shape=None):
         else:
             side = math.isqrt(pixels.shape[1])
             if side * side != pixels.shape[1]:
-                raise ValueError(f"rows of {pixels.shape[1]} pixels are not square grey images: "
-                                 "pass image_shape=(height, width, channels)")
+                raise ValueError(
+                    f"rows of {pixels.shape[1]} pixels are not square grey images: "
+                    "pass image_shape=(height, width, channels)"
+                )
             image_shape = (side, side)
     images = pixels.reshape(len(pixels), *image_shape)
     if images.ndim == 4 and images.shape[-1] == 1:
@@ -141,15 +151,25 @@ def tile(digits, rows, columns, image_shape=None):
     return np.swapaxes(cells, 1, 2).reshape(rows * height, columns * width, *images.shape[3:])
 
 
-def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, show=False,
-                        logits=False, verbose=1, image_shape=None):
+def plot_digit_manifold(
+    decoder,
+    filename,
+    n=30,
+    z_range=4.0,
+    batch_size=128,
+    show=False,
+    logits=False,
+    verbose=1,
+    image_shape=None,
+):
     """Draws the 30x30 digits decoded over the latent plane, with z ticks.
 
     `verbose=1` (the default) shows a progress bar while the grid is decoded;
     0 silences it.
     """
-    image, grid_x, grid_y = decode_grid(decoder, n, z_range, batch_size, logits, verbose,
-                                        image_shape)
+    image, grid_x, grid_y = decode_grid(
+        decoder, n, z_range, batch_size, logits, verbose, image_shape
+    )
     side = image.shape[0] // n
     figure, axes = plt.subplots(figsize=(10, 10))
     ticks = np.arange(side // 2, n * side, side)
@@ -163,8 +183,17 @@ def plot_digit_manifold(decoder, filename, n=30, z_range=4.0, batch_size=128, sh
     _finish(figure, filename, show)
 
 
-def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=False,
-                 logits=False, verbose=1, image_shape=None, class_names=None):
+def plot_results(
+    models,
+    data,
+    batch_size=128,
+    model_name="vae_mnist",
+    show=False,
+    logits=False,
+    verbose=1,
+    image_shape=None,
+    class_names=None,
+):
     """Writes the two pictures of the original examples.
 
     `<model_name>/vae_mean.png`: the test set's latent means coloured by
@@ -192,20 +221,30 @@ def plot_results(models, data, batch_size=128, model_name="vae_mnist", show=Fals
     x_test, y_test = data
     os.makedirs(model_name, exist_ok=True)
     plot_latent_means(
-        encoder, x_test, y_test, os.path.join(model_name, "vae_mean.png"), batch_size, show,
-        verbose, class_names,
+        encoder,
+        x_test,
+        y_test,
+        os.path.join(model_name, "vae_mean.png"),
+        batch_size,
+        show,
+        verbose,
+        class_names,
     )
     plot_digit_manifold(
-        decoder, os.path.join(model_name, "digits_over_latent.png"), batch_size=batch_size,
-        show=show, logits=logits, verbose=verbose, image_shape=image_shape,
+        decoder,
+        os.path.join(model_name, "digits_over_latent.png"),
+        batch_size=batch_size,
+        show=show,
+        logits=logits,
+        verbose=verbose,
+        image_shape=image_shape,
     )
 
 
 def _draw_rows(rows, labels, filename, show, image_shape=None):
     """Draws equal-length rows of digits one above the other, each row named on the left."""
     columns = len(rows[0])
-    image = tile(np.concatenate([as_images(row, image_shape) for row in rows]), len(rows),
-                 columns)
+    image = tile(np.concatenate([as_images(row, image_shape) for row in rows]), len(rows), columns)
     side = image.shape[0] // len(rows)
     figure, axes = plt.subplots(figsize=(columns, len(rows) + 0.2))
     axes.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
@@ -220,8 +259,9 @@ def reconstruct(encoder, decoder, x, logits=False, batch_size=128):
     return to_pixels(decoder.predict(z_mean, batch_size=batch_size, verbose=0), logits)
 
 
-def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False, show=False,
-                         image_shape=None):
+def plot_reconstructions(
+    encoder, decoder, x_test, filename, n=10, logits=False, show=False, image_shape=None
+):
     """Draws the first `n` test digits above their reconstructions.
 
     A reconstruction is the decoder's output at the digit's latent mean
@@ -237,8 +277,13 @@ def plot_reconstructions(encoder, decoder, x_test, filename, n=10, logits=False,
     """
     originals = np.asarray(x_test[:n], dtype=np.float32)
     reconstructions = reconstruct(encoder, decoder, originals, logits)
-    _draw_rows([originals, reconstructions], ["test digits", "reconstructions"], filename, show,
-               image_shape)
+    _draw_rows(
+        [originals, reconstructions],
+        ["test digits", "reconstructions"],
+        filename,
+        show,
+        image_shape,
+    )
     return originals, reconstructions
 
 
@@ -254,8 +299,9 @@ def interpolate(encoder, decoder, start, end, steps=10, logits=False):
     return z, to_pixels(decoder.predict(z, verbose=0), logits)
 
 
-def plot_interpolation(encoder, decoder, start, end, filename, steps=10, logits=False,
-                       show=False, image_shape=None):
+def plot_interpolation(
+    encoder, decoder, start, end, filename, steps=10, logits=False, show=False, image_shape=None
+):
     """Draws `start`, the digits along the line between the two latent means, and `end`.
 
     `image_shape` is that of flattened digits (see `as_images`).
@@ -388,9 +434,7 @@ def plot_architecture(encoder, decoder, prefix):
         (vae, f"{prefix}.png"),
     ]:
         try:
-            keras.utils.plot_model(
-                model, to_file=filename, show_shapes=True, show_layer_names=True
-            )
+            keras.utils.plot_model(model, to_file=filename, show_shapes=True, show_layer_names=True)
         except ImportError as error:
             warnings.warn(
                 f"model diagrams skipped: {str(error).splitlines()[0]} "
@@ -400,3 +444,76 @@ def plot_architecture(encoder, decoder, prefix):
             break
         written.append(filename)
     return written
+
+
+# Pictures of scores (examples/score.py): how the data's scores fall against
+# the reference's, and the images a score finds most unusual.
+
+
+def plot_score_histograms(reference, scores, filename, show=False):
+    """One panel per score: the reference's histogram against the data's.
+
+    Args:
+        reference: `{name: array}` of the in-distribution images.
+        scores: `{name: array}` of the images scored, the same names.
+    """
+    names = list(scores)
+    columns = min(len(names), 3)
+    rows = math.ceil(len(names) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for axis, name in zip(axes.flat, names):
+        both = np.concatenate([reference[name], scores[name]])
+        both = both[np.isfinite(both)]
+        # The central 99.8% of both: one wild score would squash the rest to a bar.
+        low, high = np.quantile(both, [0.001, 0.999]) if len(both) else (0, 1)
+        bins = np.linspace(low, high if high > low else low + 1, 60)
+        axis.hist(
+            np.clip(reference[name], low, high), bins, alpha=0.6, density=True, label="reference"
+        )
+        axis.hist(np.clip(scores[name], low, high), bins, alpha=0.6, density=True, label="data")
+        axis.set_title(name)
+        axis.legend()
+    for axis in list(axes.flat)[len(names) :]:
+        axis.axis("off")
+    figure.tight_layout()
+    _finish(figure, filename, show)
+
+
+def plot_roc(reference, scores, filename, show=False):
+    """The ROC curve of every score, the data's images the positives (scikit-learn's roc_curve)."""
+    from sklearn.metrics import auc, roc_curve
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    labels = None
+    for name in scores:
+        values = np.nan_to_num(
+            np.concatenate([reference[name], scores[name]]),
+            nan=np.inf,
+            posinf=np.finfo(np.float64).max,
+            neginf=np.finfo(np.float64).min,
+        )
+        labels = np.concatenate([np.zeros(len(reference[name])), np.ones(len(scores[name]))])
+        fpr, tpr, _ = roc_curve(labels, values)
+        axis.plot(fpr, tpr, label=f"{name} (AUROC {auc(fpr, tpr):.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axis.set_xlabel("false positive rate (reference flagged)")
+    axis.set_ylabel("true positive rate (data flagged)")
+    axis.legend(loc="lower right", fontsize="small")
+    _finish(figure, filename, show)
+
+
+def plot_most_unusual(images, values, filename, name, n=32, image_shape=None, show=False):
+    """The `n` images with the highest `values`, each titled with its score."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(-np.nan_to_num(values, nan=np.inf))[:n]
+    pictures = as_images(np.asarray(images)[order], image_shape)
+    columns = min(8, len(order))
+    rows = math.ceil(len(order) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.5 * rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, picture, value in zip(axes.flat, pictures, values[order]):
+        axis.imshow(picture, cmap="gray", vmin=0.0, vmax=1.0)
+        axis.set_title(f"{value:.4g}", fontsize=8)
+    figure.suptitle(f"the {len(order)} most unusual by {name}")
+    _finish(figure, filename, show)

@@ -56,7 +56,8 @@ def mixed_precision(policy=None):
     """
     policy = policy or default_policy()
     if policy not in POLICIES:
-        raise ValueError(f"unknown mixed-precision policy {policy!r}: use one of "
-                         f"{', '.join(POLICIES)}")
+        raise ValueError(
+            f"unknown mixed-precision policy {policy!r}: use one of {', '.join(POLICIES)}"
+        )
     keras.mixed_precision.set_global_policy(policy)
     return policy

@@ -34,7 +34,10 @@ import numpy as np
 from vae.atomic import atomic_write
 
 __all__ = [
-    "NonFiniteLossError", "StopOnInterrupt", "StopOnNonFiniteLoss", "TrainingBackup",
+    "NonFiniteLossError",
+    "StopOnInterrupt",
+    "StopOnNonFiniteLoss",
+    "TrainingBackup",
     "TrainingInterrupted",
 ]
 
@@ -49,8 +52,9 @@ class NonFiniteLossError(RuntimeError):
     """
 
     def __init__(self, epoch, batch, loss):
-        super().__init__(f"the loss became {loss} in epoch {epoch}, batch {batch}; "
-                         "training stopped there")
+        super().__init__(
+            f"the loss became {loss} in epoch {epoch}, batch {batch}; training stopped there"
+        )
         self.epoch, self.batch, self.loss = epoch, batch, loss
 
 
@@ -99,8 +103,11 @@ class TrainingInterrupted(KeyboardInterrupt):
     """
 
     def __init__(self, epoch, batches, epoch_completed=False):
-        where = (f"at the end of epoch {epoch}" if epoch_completed
-                 else f"in epoch {epoch} after {batches} batch{'es' * (batches != 1)}")
+        where = (
+            f"at the end of epoch {epoch}"
+            if epoch_completed
+            else f"in epoch {epoch} after {batches} batch{'es' * (batches != 1)}"
+        )
         super().__init__(f"interrupted {where}")
         self.epoch, self.batches, self.epoch_completed = epoch, batches, epoch_completed
 
@@ -111,9 +118,9 @@ class StopOnInterrupt(keras.callbacks.Callback):
     Without it, Ctrl-C raises wherever Python happens to be, possibly in the
     middle of Keras's bookkeeping. With it, the signal is noted, the batch in
     progress finishes (with `steps_per_execution` above 1, the call's batches),
-    and `TrainingInterrupted` is raised from the batch's end. A second Ctrl-C is the usual `KeyboardInterrupt`, for one who cannot
-    wait. Put it last in the list, so the other callbacks see every completed
-    batch and epoch first.
+    and `TrainingInterrupted` is raised from the batch's end. A second Ctrl-C
+    is the usual `KeyboardInterrupt`, for one who cannot wait. Put it last in
+    the list, so the other callbacks see every completed batch and epoch first.
 
     The handler is installed when training starts and put back when it ends
     or stops; call `restore()` (idempotent) after `fit` if it may have ended
@@ -154,8 +161,10 @@ class StopOnInterrupt(keras.callbacks.Callback):
         self.interrupted = False
         # Only the main thread may handle signals; and a process told to ignore
         # SIGINT (a background job of a script, say) goes on ignoring it.
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        ):
             self._previous = signal.signal(signal.SIGINT, self._handle)
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -13,6 +13,7 @@ file cut short, or weights of another architecture (then the first layer
 whose shapes differ, with both shapes, read from the file with h5py).
 """
 
+import json
 import os
 import re
 import tempfile
@@ -24,23 +25,38 @@ import h5py
 from vae.atomic import atomic_write
 
 __all__ = [
-    "WeightsError", "describe_mismatch", "is_legacy_h5", "load_weights", "save_model",
-    "save_weights", "weights_layout",
+    "WeightsError",
+    "check_fits",
+    "describe_mismatch",
+    "is_legacy_h5",
+    "load_model",
+    "load_weights",
+    "read_record",
+    "save_model",
+    "save_weights",
+    "weights_layout",
 ]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_FIX = ("pass a weights file written by save_weights, by the example scripts or by the "
-        "original Keras 2 examples")
+_FIX = (
+    "pass a weights file written by save_weights, by the example scripts or by the "
+    "original Keras 2 examples"
+)
 # The member of a `.keras` archive that holds the weights (Keras 3 layout).
 _ARCHIVE_WEIGHTS = "model.weights.h5"
+# The root attribute of a weights file that records how its model was built
+# (`vae.models.records_architecture`) and how its images were binarized.
+RECORD_ATTRIBUTE = "vae_model"
 
 
 class WeightsError(ValueError):
     """A weights file that cannot be read, or does not fit the model."""
 
 
-_REBUILD = ("build the model with the options it had when the weights were saved "
-            "(the same script, the same --latent-dim)")
+_REBUILD = (
+    "build the model with the options it had when the weights were saved "
+    "(the same script, the same --latent-dim)"
+)
 
 
 def _error(path, problem, fix=_FIX):
@@ -60,8 +76,98 @@ def save_weights(model, path):
     Example:
 
     >>> save_weights(vae, "vae_mlp_mnist.h5")
+
+    A model of this package's builders also leaves its record in the file
+    (`read_record`): the builder, its arguments and the binarization of the
+    images it trained on (`model.binarization`, set by the example scripts),
+    so that `load_model` rebuilds it from the file alone.
     """
-    atomic_write(path, model.save_weights, suffix=".weights.h5")
+    record = _record_of(model)
+
+    def write(temporary):
+        model.save_weights(temporary)
+        if record:
+            with h5py.File(temporary, "a") as f:
+                f.attrs[RECORD_ATTRIBUTE] = json.dumps(record)
+
+    atomic_write(path, write, suffix=".weights.h5")
+
+
+def _record_of(model):
+    architecture = getattr(model, "architecture", None)
+    if not architecture:
+        return None
+    return {
+        "builder": architecture["builder"],
+        "arguments": dict(architecture["arguments"]),
+        "binarize": getattr(model, "binarization", None),
+    }
+
+
+def read_record(path):
+    """The record `save_weights` left in a weights file, or `None` (older and Keras 2 files).
+
+    Returns:
+        `{"builder": "build_mlp_vae", "arguments": {...}, "binarize": "dynamic"}`
+        (`binarize` is `None`, `"static"` or `"dynamic"`), or `None`.
+
+    Raises:
+        WeightsError: as `weights_layout`, or the record cannot be read.
+    """
+    if weights_layout(path) != "keras3":
+        return None
+    with h5py.File(path, "r") as f:
+        text = f.attrs.get(RECORD_ATTRIBUTE)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise _error(
+            path, f"its model record is not JSON ({error})", "save the weights anew"
+        ) from None
+
+
+def load_model(path, fallback=None):
+    """Builds the model a weights file was saved from, and loads the weights into it.
+
+    Args:
+        path: a weights file written by `save_weights` (or an example script).
+        fallback: the `vae.architecture` record to build for a file without
+            one (older files, Keras 2 files), e.g. from `--model` and
+            `--latent-dim`; `None` makes such a file an error.
+
+    Returns:
+        `(encoder, decoder, vae, record)`; `vae.binarization` is set from the record.
+
+    Raises:
+        WeightsError: the file is unusable, holds no record and no fallback
+            was given, or does not fit the model its record describes.
+
+    Example:
+
+    >>> encoder, decoder, vae, record = load_model("vae_mlp_mnist.h5")
+    """
+    from vae.models import build_from_architecture
+
+    record = read_record(path) or fallback
+    if record is None:
+        raise _error(
+            path,
+            "records no model (older and Keras 2 files do not)",
+            "say how it was built: --model and --latent-dim",
+        )
+    try:
+        encoder, decoder, vae = build_from_architecture(record)
+    except (TypeError, ValueError) as error:
+        raise _error(
+            path,
+            f"records a model this package cannot build ({error})",
+            "pass a file written by this package's scripts",
+        ) from None
+    load_weights(vae, path)
+    vae.binarization = record.get("binarize")
+    return encoder, decoder, vae, record
 
 
 def save_model(model, path):
@@ -83,8 +189,10 @@ def save_model(model, path):
     >>> vae = keras.models.load_model("vae_mlp.keras")
     """
     if not os.fspath(path).endswith(".keras"):
-        raise ValueError(f"{path}: a whole-model file needs a name ending in .keras "
-                         "(for weights alone use save_weights)")
+        raise ValueError(
+            f"{path}: a whole-model file needs a name ending in .keras "
+            "(for weights alone use save_weights)"
+        )
     atomic_write(path, model.save, suffix=".keras")
 
 
@@ -119,8 +227,11 @@ def _open_hdf5(path):
         # h5py: "... (truncated file: eof = 100, sblock->base_addr = 0, stored_eof = 3266328)"
         sizes = re.search(r"\beof = (\d+).*\bstored_eof = (\d+)", reason)
         sizes = f" ({sizes[1]} of {sizes[2]} bytes)" if sizes else ""
-        raise _error(path, f"truncated HDF5 file{sizes}: it was cut short while being written "
-                           "or copied", "copy it again, or save the weights anew") from None
+        raise _error(
+            path,
+            f"truncated HDF5 file{sizes}: it was cut short while being written or copied",
+            "copy it again, or save the weights anew",
+        ) from None
     with open(path, "rb") as f:
         head = f.read(512)
     if not h5py.is_hdf5(path):
@@ -195,9 +306,7 @@ def load_weights(model, path):
     """
     path = os.fspath(path)
     layout = weights_layout(path)
-    mismatch = describe_mismatch(model, path)
-    if mismatch:
-        raise _error(path, f"these weights do not fit model {model.name!r}: {mismatch}", _REBUILD)
+    check_fits(model, path)
     options = {"by_name": True} if layout == "legacy" and _saved_by_name(model, path) else {}
     suffix = {"legacy": ".h5", "keras3": ".weights.h5", "archive": ".keras"}[layout]
     # Keras picks its reader by suffix, so present the file under the suffix
@@ -211,11 +320,20 @@ def load_weights(model, path):
                 # untrained model cannot take; the weights are what is asked for.
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
                 (_legacy_target(model) if layout == "legacy" else model).load_weights(
-                    alias, **options)
+                    alias, **options
+                )
         except (ValueError, KeyError, OSError) as error:
             reason = " ".join(str(error).split()[:40]) or type(error).__name__
-            raise _error(path, f"these weights do not fit model {model.name!r} ({reason})",
-                         _REBUILD) from None
+            raise _error(
+                path, f"these weights do not fit model {model.name!r} ({reason})", _REBUILD
+            ) from None
+
+
+def check_fits(model, path):
+    """Raises `WeightsError`, naming the first layer that differs, unless `path` fits `model`."""
+    mismatch = describe_mismatch(model, path)
+    if mismatch:
+        raise _error(path, f"these weights do not fit model {model.name!r}: {mismatch}", _REBUILD)
 
 
 def _legacy_target(model):
@@ -351,8 +469,11 @@ def _keras3_differences(model, f, path):
             labels = {name: _readable(g, name) for name in expected}
     found = _variable_shapes(f)
     if expected and not set(expected) & set(found):
-        what = (f"holds {len(found)} arrays, none where model {model.name!r} keeps its weights"
-                if found else "holds no weights at all")
+        what = (
+            f"holds {len(found)} arrays, none where model {model.name!r} keeps its weights"
+            if found
+            else "holds no weights at all"
+        )
         raise _error(path, f"{what}: it is not a weights file of this kind of model")
     variable_names = _own_variable_names(model)
     # Report in the model's order (encoder before decoder), not h5py's alphabetical one.
@@ -366,16 +487,28 @@ def _keras3_differences(model, f, path):
         layer, index = labels[name]
         position = (layer_order.get(layer, len(layer_order)), len(index), index)
         if name not in found:
-            differences.append((1, position, f"{label(layer, index)} {_shape(shape)} is "
-                                             "missing from the file"))
+            differences.append(
+                (1, position, f"{label(layer, index)} {_shape(shape)} is missing from the file")
+            )
         elif found[name] != shape:
-            differences.append((0, position, f"{label(layer, index)} is {_shape(found[name])} "
-                                             f"in the file but {_shape(shape)} in the model"))
+            differences.append(
+                (
+                    0,
+                    position,
+                    f"{label(layer, index)} is {_shape(found[name])} "
+                    f"in the file but {_shape(shape)} in the model",
+                )
+            )
     for name, shape in found.items():
         if name not in expected:
             layer, index = _readable(f, name)
-            differences.append((2, (0, 0, name), f"the file has {label(layer, index)} "
-                                              f"{_shape(shape)}, which the model lacks"))
+            differences.append(
+                (
+                    2,
+                    (0, 0, name),
+                    f"the file has {label(layer, index)} {_shape(shape)}, which the model lacks",
+                )
+            )
     return [text for _, _, text in sorted(differences)]
 
 
@@ -403,8 +536,10 @@ def _legacy_differences(model, f):
     elif len(wanted) == len(saved):
         pairs = list(zip(wanted, saved))  # by position, as Keras's legacy reader
     else:
-        return [f"the file holds weights for {len(saved)} layers ({', '.join(saved)}), "
-                f"the model has {len(wanted)} ({', '.join(layer.name for layer in wanted)})"]
+        return [
+            f"the file holds weights for {len(saved)} layers ({', '.join(saved)}), "
+            f"the model has {len(wanted)} ({', '.join(layer.name for layer in wanted)})"
+        ]
     differences = []
     for layer, name in pairs:
         variables = layer.trainable_weights + layer.non_trainable_weights
@@ -418,8 +553,9 @@ def _legacy_differences(model, f):
             continue
         for (weight, shape), variable in zip(weights, variables):
             if shape is None:
-                differences.append(f"layer {layer.name}: {weight} is listed but missing "
-                                   "from the file")
+                differences.append(
+                    f"layer {layer.name}: {weight} is listed but missing from the file"
+                )
             elif shape != tuple(variable.shape):
                 # Keras 2 named weights by its own layer names ("dense/kernel:0").
                 alias = "" if weight.split(":")[0] == variable.path else f", {variable.path}"

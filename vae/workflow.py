@@ -72,7 +72,7 @@ def fail(args, error, message=None, status=1):
 
 @contextlib.contextmanager
 def one_line_errors(args):
-    """Ends the script with one line for unusable data, weights or files (status 1), or Ctrl-C (130)."""
+    """Ends the script with one line for unusable data, weights or files (1), or Ctrl-C (130)."""
     from vae.weights import WeightsError
 
     try:
@@ -95,9 +95,11 @@ def _split_evenly(args, x, y, which):
     """Leaves out the last few digits of a set whose last batch would not split over the devices."""
     extra = len(x) % len(args.devices) if args.devices else 0
     if extra:
-        print(f"--distribute: left out the last {extra} of the {len(x)} {which} digits, so "
-              f"that every batch splits evenly over the {len(args.devices)} devices")
-    return x[:len(x) - extra], None if y is None else y[:len(y) - extra]
+        print(
+            f"--distribute: left out the last {extra} of the {len(x)} {which} digits, so "
+            f"that every batch splits evenly over the {len(args.devices)} devices"
+        )
+    return x[: len(x) - extra], None if y is None else y[: len(y) - extra]
 
 
 def _data_name(args):
@@ -107,8 +109,12 @@ def _data_name(args):
     names (as it names their classes).
     """
     path = Path(args.data).expanduser().resolve() if args.data else None
-    if path is None or not path.is_dir() or any(path.glob("*-idx?-ubyte*")) or any(
-            path.glob("*.npz")):
+    if (
+        path is None
+        or not path.is_dir()
+        or any(path.glob("*-idx?-ubyte*"))
+        or any(path.glob("*.npz"))
+    ):
         return args.dataset
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in path.name) or args.dataset
 
@@ -132,7 +138,8 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
     """
     # Read once: the flag check already loaded a --data path (vae.cli).
     images = args.images or load_images(
-        args.data, args.dataset, args.image_size, args.validation_split, args.seed)
+        args.data, args.dataset, args.image_size, args.validation_split, args.seed
+    )
     source = args.data or args.dataset
     height, width, _ = images.image_shape
     if height % multiple_of or width % multiple_of:
@@ -140,10 +147,13 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
             f"data: {source}: images are {height}x{width}, and this model needs height and "
             f"width divisible by {multiple_of}; pass --image-size H W with both divisible by "
             f"{multiple_of} (e.g. --image-size {_round_up(height, multiple_of)} "
-            f"{_round_up(width, multiple_of)})")
+            f"{_round_up(width, multiple_of)})"
+        )
     if labels and images.y_train is None:
-        raise DataError(f"data: {source}: has no labels, and a conditional VAE needs them; use "
-                        "a folder with one subfolder per class, or an .npz with y_train and y_test")
+        raise DataError(
+            f"data: {source}: has no labels, and a conditional VAE needs them; use "
+            "a folder with one subfolder per class, or an .npz with y_train and y_test"
+        )
     x_train, y_train = _subset(images.x_train, images.y_train, args.train_samples, args.seed)
     x_test, y_test = _subset(images.x_test, images.y_test, args.test_samples, args.seed)
     x_train, y_train = _split_evenly(args, x_train, y_train, "training")
@@ -156,21 +166,31 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
 
         classes = len(images.class_names)
         train_labels, test_labels = one_hot(y_train, classes), one_hot(y_test, classes)
-    if args.binarize == "dynamic":
+    if args.binarize == "static":
+        x_train, x_test = binarize(x_train), binarize(x_test)
+    elif args.binarize == "dynamic":
+        # A fixed draw of the test digits, so every run scores the same ones.
+        x_test = binarize(x_test, "dynamic")
+    perturb = getattr(args, "perturb", 0.0)
+    if args.binarize == "dynamic" or perturb:
         from vae.data import DynamicBinarization
 
-        # Batches drawn afresh each epoch (with their labels); a fixed draw of
-        # the test digits, so every run scores the same ones.
-        train = DynamicBinarization(x_train, args.batch_size, seed=args.seed,
-                                    labels=train_labels)
-        x_test = binarize(x_test, "dynamic")
+        # Batches drawn afresh each epoch (with their labels); --perturb
+        # replaces a fraction of their pixels by noise (a background model).
+        train = DynamicBinarization(
+            x_train,
+            args.batch_size,
+            seed=args.seed,
+            labels=train_labels,
+            binarize=args.binarize == "dynamic",
+            perturb=perturb,
+        )
     else:
-        if args.binarize == "static":
-            x_train, x_test = binarize(x_train), binarize(x_test)
         train = x_train if train_labels is None else (x_train, train_labels)
     test = x_test if test_labels is None else (x_test, test_labels)
-    return Data(train, test, x_test, y_test, images.image_shape, images.class_names,
-                _data_name(args))
+    return Data(
+        train, test, x_test, y_test, images.image_shape, images.class_names, _data_name(args)
+    )
 
 
 def _round_up(value, multiple):
@@ -178,10 +198,17 @@ def _round_up(value, multiple):
 
 
 def describe(args, encoder, decoder, vae):
-    """Prints the backend and the models' summaries, and draws their diagrams."""
+    """Prints the backend and the models' summaries, and draws their diagrams.
+
+    A `-w` file that does not fit the model fails here, before any of it.
+    """
     import keras
 
     from vae.plotting import plot_architecture
+    from vae.weights import check_fits
+
+    if getattr(args, "weights", None):
+        check_fits(vae, args.weights)
 
     # The log says which engine ran: speed and the last digits differ between them.
     print(f"Keras {keras.__version__} on the {keras.backend.backend()} backend")
@@ -224,8 +251,10 @@ def _tensorboard(args, image_shape):
 
     logdir = os.path.join(args.logdir, args.name)
     print(f"TensorBoard logs go to {logdir}; view them with: tensorboard --logdir {args.logdir}")
-    return [keras.callbacks.TensorBoard(logdir),
-            TensorBoardImages(logdir, seed=args.seed, image_shape=image_shape)]
+    return [
+        keras.callbacks.TensorBoard(logdir),
+        TensorBoardImages(logdir, seed=args.seed, image_shape=image_shape),
+    ]
 
 
 def fit_and_save(args, vae, data, callbacks=()):
@@ -251,6 +280,8 @@ def fit_and_save(args, vae, data, callbacks=()):
     from vae.weights import WeightsError, describe_mismatch, save_weights
 
     weights_file = weights_path(args, data)
+    # Recorded in the weights file: the images it scores are binarized as these were.
+    vae.binarization = None if args.binarize == "none" else args.binarize
     # The NaN check first, so no other callback sees the ruined epoch.
     before = [StopOnNonFiniteLoss()]
     backup = None
@@ -262,9 +293,12 @@ def fit_and_save(args, vae, data, callbacks=()):
                 raise WeightsError(
                     f"--resume: the backup {backup.weights_path} does not fit this model: "
                     f"{mismatch}; resume with the flags of the interrupted run, or delete "
-                    f"{backup.backup_dir} to start afresh")
-            print(f"resuming from {backup.backup_dir}: {backup.completed_epochs()} of "
-                  f"{args.epochs} epochs done")
+                    f"{backup.backup_dir} to start afresh"
+                )
+            print(
+                f"resuming from {backup.backup_dir}: {backup.completed_epochs()} of "
+                f"{args.epochs} epochs done"
+            )
         before.append(backup)
     if args.kl_warmup:
         before.append(KLWarmup(args.kl_warmup))
@@ -275,22 +309,38 @@ def fit_and_save(args, vae, data, callbacks=()):
     stop = StopOnInterrupt()
     try:
         history = vae.fit(
-            data.train, epochs=args.epochs, batch_size=args.batch_size,
-            validation_data=(data.test, None), callbacks=[*before, *callbacks, stop],
+            data.train,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=(data.test, None),
+            callbacks=[*before, *callbacks, stop],
         )
     except NonFiniteLossError as error:
-        kept = (f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
-                if backup and backup.completed_epochs() else "")
-        fail(args, error, f"error: {error}, so {weights_file} was not written{kept}; "
-                          "lower the learning rate (--learning-rate) or check the data")
+        kept = (
+            f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
+            if backup and backup.completed_epochs()
+            else ""
+        )
+        fail(
+            args,
+            error,
+            f"error: {error}, so {weights_file} was not written{kept}; "
+            "lower the learning rate (--learning-rate) or check the data",
+        )
     except TrainingInterrupted as where:
         save_weights(vae, weights_file)
         resume = ""
         if backup and backup.completed_epochs():
-            resume = (f"; --resume continues from the end of epoch {backup.completed_epochs()} "
-                      f"(backup in {backup.backup_dir})")
-        fail(args, where, f"{where}: saved the weights reached so far to {weights_file}"
-                          f"{resume}", status=130)
+            resume = (
+                f"; --resume continues from the end of epoch {backup.completed_epochs()} "
+                f"(backup in {backup.backup_dir})"
+            )
+        fail(
+            args,
+            where,
+            f"{where}: saved the weights reached so far to {weights_file}{resume}",
+            status=130,
+        )
     finally:
         stop.restore()
     save_weights(vae, weights_file)
@@ -298,8 +348,12 @@ def fit_and_save(args, vae, data, callbacks=()):
     if backup:
         backup.remove()  # only now: until the weights were saved, it was the only copy
     if stop.interrupted:  # Ctrl-C after the last batch: the run is complete, stop here
-        fail(args, KeyboardInterrupt(), f"interrupted after the last epoch: saved the weights "
-                                        f"to {weights_file}", status=130)
+        fail(
+            args,
+            KeyboardInterrupt(),
+            f"interrupted after the last epoch: saved the weights to {weights_file}",
+            status=130,
+        )
     return history
 
 
@@ -326,21 +380,49 @@ def plot(args, encoder, decoder, vae, data):
     pictures = os.path.join(args.out, args.name)
     shape = data.image_shape
     x_test, y_test = data.x_test, data.y_test
-    plot_results((encoder, decoder), (x_test, y_test), batch_size=args.batch_size,
-                 model_name=pictures, show=args.show, logits=logits, image_shape=shape,
-                 class_names=data.class_names)
-    plot_reconstructions(encoder, decoder, x_test, os.path.join(pictures, "reconstructions.png"),
-                         logits=logits, show=args.show, image_shape=shape)
+    plot_results(
+        (encoder, decoder),
+        (x_test, y_test),
+        batch_size=args.batch_size,
+        model_name=pictures,
+        show=args.show,
+        logits=logits,
+        image_shape=shape,
+        class_names=data.class_names,
+    )
+    plot_reconstructions(
+        encoder,
+        decoder,
+        x_test,
+        os.path.join(pictures, "reconstructions.png"),
+        logits=logits,
+        show=args.show,
+        image_shape=shape,
+    )
     # From the first test digit to the first one of another class (the second
     # digit without labels).
     other = 1 if y_test is None else max(int(np.argmax(y_test != y_test[0])), 1)
-    plot_interpolation(encoder, decoder, x_test[0], x_test[other],
-                       os.path.join(pictures, "interpolation.png"), logits=logits,
-                       show=args.show, image_shape=shape)
+    plot_interpolation(
+        encoder,
+        decoder,
+        x_test[0],
+        x_test[other],
+        os.path.join(pictures, "interpolation.png"),
+        logits=logits,
+        show=args.show,
+        image_shape=shape,
+    )
     if args.samples:
         samples_file = os.path.join(pictures, "samples.png")
-        plot_samples(decoder, args.samples, samples_file, seed=args.seed, logits=logits,
-                     show=args.show, image_shape=shape)
+        plot_samples(
+            decoder,
+            args.samples,
+            samples_file,
+            seed=args.seed,
+            logits=logits,
+            show=args.show,
+            image_shape=shape,
+        )
         print(f"saved {args.samples} digits generated from the prior to {samples_file}")
 
 
@@ -358,16 +440,22 @@ def evaluate(args, vae, data):
     # Read as NumPy: under tf.distribute the variable is mirrored, and float() refuses it.
     weight = float(keras.ops.convert_to_numpy(vae.kl_weight))
     if vae.k > 1:
-        print(f"test loss: {metrics['loss']:.2f} nats per digit (the importance-weighted bound "
-              f"of k = {vae.k} draws) on {len(data.x_test)} digits")
+        print(
+            f"test loss: {metrics['loss']:.2f} nats per digit (the importance-weighted bound "
+            f"of k = {vae.k} draws) on {len(data.x_test)} digits"
+        )
         print(f"test negative ELBO: {metrics['negative_elbo']:.2f} nats per digit ({terms})")
     elif weight != 1.0:
-        print(f"test loss: {metrics['loss']:.2f} nats per digit ({terms} x {weight:g}) on "
-              f"{len(data.x_test)} digits")
+        print(
+            f"test loss: {metrics['loss']:.2f} nats per digit ({terms} x {weight:g}) on "
+            f"{len(data.x_test)} digits"
+        )
         print(f"test negative ELBO (KL weight 1): {metrics['negative_elbo']:.2f} nats per digit")
     else:
-        print(f"test loss: {metrics['loss']:.2f} nats per digit ({terms}) on "
-              f"{len(data.x_test)} digits")
+        print(
+            f"test loss: {metrics['loss']:.2f} nats per digit ({terms}) on "
+            f"{len(data.x_test)} digits"
+        )
     return metrics
 
 
@@ -411,14 +499,20 @@ def load_then_evaluate(args, models):
         load_weights(vae, args.weights)
     import keras
 
-    print(f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
-          f"{len(x_test)} test digits, {_DIGITS[args.binarize]}; "
-          f"{keras.backend.backend()} backend")
+    print(
+        f"{vae.name} ({vae.reconstruction} likelihood) from {args.weights}, "
+        f"{len(x_test)} test digits, {_DIGITS[args.binarize]}; "
+        f"{keras.backend.backend()} backend"
+    )
     gaussian = vae.reconstruction == "mse"
     nll = None
     if gaussian or is_binary(x_test):
         log_px, elbos = importance_sampled_log_likelihood(
-            vae, x_test, k=args.k, batch_size=args.batch_size, seed=args.seed,
+            vae,
+            x_test,
+            k=args.k,
+            batch_size=args.batch_size,
+            seed=args.seed,
             return_elbo=True,
         )
         nll = mean_and_standard_error(-log_px)
@@ -427,15 +521,21 @@ def load_then_evaluate(args, models):
             warnings.simplefilter("ignore", UserWarning)
             elbos = elbo(vae, x_test, batch_size=args.batch_size, seed=args.seed)
     result = {"elbo": mean_and_standard_error(elbos), "nll": nll}
-    print(f"test ELBO: {result['elbo'][0]:.2f} +- {result['elbo'][1]:.2f} nats per digit "
-          "(+- one standard error over digits)")
+    print(
+        f"test ELBO: {result['elbo'][0]:.2f} +- {result['elbo'][1]:.2f} nats per digit "
+        "(+- one standard error over digits)"
+    )
     if nll is not None:
         print(f"NLL (importance sampled, k={args.k}): {nll[0]:.2f} +- {nll[1]:.2f} nats per digit")
     if gaussian:
-        print("note: a Gaussian decoder (variance 1/2 per pixel) gives a density, not a "
-              "probability: these numbers compare with no binarized-MNIST result")
+        print(
+            "note: a Gaussian decoder (variance 1/2 per pixel) gives a density, not a "
+            "probability: these numbers compare with no binarized-MNIST result"
+        )
     elif nll is None:
-        print("note: binary cross-entropy on grey levels is not a proper likelihood, so the "
-              "ELBO above bounds no log-probability and no NLL is reported; pass "
-              "--binarize dynamic (or static) for likelihood numbers")
+        print(
+            "note: binary cross-entropy on grey levels is not a proper likelihood, so the "
+            "ELBO above bounds no log-probability and no NLL is reported; pass "
+            "--binarize dynamic (or static) for likelihood numbers"
+        )
     return result
