@@ -29,7 +29,8 @@ def _recording(out, evaluate):
     def recording(args, vae, data):
         import keras
 
-        parts = data.test if isinstance(data.test, tuple) else (data.test,)
+        # The test images as arrays (a streamed folder's: the pictured ones).
+        parts = data.test if isinstance(data.test, tuple) else (data.x_test,)
         inputs = [part[:N] for part in parts]  # the digits, and a conditional model's labels
         latent_dim = vae.decoder.inputs[0].shape[-1]
         z = 2 * np.random.default_rng(0).standard_normal((N, latent_dim)).astype("float32")

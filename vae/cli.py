@@ -120,14 +120,16 @@ def _backup_epochs(folder):
         return 0  # a backup all the same; resuming will say what is wrong with it
 
 
-def _check_paths(parser, args):
+def _check_paths(parser, args, stream_folders=False):
     """Checks every path among the flags before Keras starts: a mistake costs a second.
 
     A path that is missing or cannot be written is a usage error (status 2);
     a file there whose content is unusable (data of the wrong shape, a PNG
     given as weights) fails the run (status 1), as it would later.
     """
-    from vae.data import DataError, load_images  # numpy, h5py and Pillow only, no Keras
+    # numpy, h5py and Pillow only, no Keras
+    from vae.data import DataError, is_image_folder, load_images
+    from vae.folders import scan_folder
     from vae.weights import WeightsError, weights_layout
 
     def unusable(error):
@@ -152,7 +154,7 @@ def _check_paths(parser, args):
             weights_layout(args.weights)
         except WeightsError as error:
             unusable(error)
-    args.images = None
+    args.images = args.folder = None
     if args.data is not None:
         if not os.path.exists(os.path.expanduser(args.data)):
             parser.fail(
@@ -161,10 +163,20 @@ def _check_paths(parser, args):
             )
         try:
             # Read now, before TensorFlow's start-up, and kept for training
-            # (vae.workflow.load_data).
-            args.images = load_images(
-                args.data, args.dataset, args.image_size, args.validation_split, args.seed
-            )
+            # (vae.workflow.load_data): a folder to stream only listed, and
+            # its images' headers read.
+            if stream_folders and is_image_folder(args.data):
+                args.folder = scan_folder(
+                    os.path.expanduser(args.data),
+                    args.image_size,
+                    args.validation_split,
+                    args.seed,
+                    args.skip_bad_images,
+                )
+            else:
+                args.images = load_images(
+                    args.data, args.dataset, args.image_size, args.validation_split, args.seed
+                )
         except DataError as error:
             unusable(error)
     _writable_folder(parser, "--out", args.out)
@@ -326,7 +338,15 @@ def _set_up_process(parser, backend, argv):
 
 
 def parse_args(
-    name, description, epochs, optimizer, argv=None, defaults=None, extra=None, iwae=True
+    name,
+    description,
+    epochs,
+    optimizer,
+    argv=None,
+    defaults=None,
+    extra=None,
+    iwae=True,
+    stream_folders=False,
 ):
     """Parses the flags shared by the example scripts.
 
@@ -342,11 +362,16 @@ def parse_args(
             `{"batch_size": 100, "latent_dim": 50}`.
         extra: a function that adds the example's own flags to the parser.
         iwae: offer `--k`, training on the importance-weighted bound.
+        stream_folders: a `--data` folder of images is read a batch at a
+            time during training (`vae.folders.ImageFolder`), not loaded
+            whole; `--skip-bad-images` and `--workers` are offered.
 
     Returns:
         The parsed `argparse.Namespace`, with `name`, `optimizer` and `loss`
-        (`"mse"` or `"bce"`) added, and `images`, the `vae.data.Images` of
-        `--data` (read while checking it), or `None`.
+        (`"mse"` or `"bce"`, or an `extra` flag's choice) added, and
+        `images`, the `vae.data.Images` of `--data` (read while checking
+        it), or `None`; with `stream_folders`, `folder`, the
+        `vae.folders.FolderScan` of a folder of images, or `None`.
 
     The paths among the flags (`-w`, `--data`, `--out`, `--checkpoint-dir`,
     `--logdir`) are checked here, before Keras is imported: a bad flag value, or a path
@@ -545,6 +570,20 @@ def parse_args(
         "and the digits generated from 16 fixed z (view them with "
         "tensorboard --logdir DIR)",
     )
+    if stream_folders:
+        parser.add_argument(
+            "--skip-bad-images",
+            action="store_true",
+            help="pass over image files that cannot be read (corrupt, truncated) and "
+            "count them, instead of stopping at the first with its name",
+        )
+        parser.add_argument(
+            "--workers",
+            type=positive(1),
+            default=2,
+            metavar="N",
+            help="threads that decode the batches ahead of training (default %(default)s)",
+        )
     if extra is not None:
         extra(parser)
     if defaults:
@@ -563,7 +602,7 @@ def parse_args(
             "term to weight: leave out --beta and --kl-warmup, or --k"
         )
     args.mse = args.loss == "mse"
-    _check_paths(parser, args)
+    _check_paths(parser, args, stream_folders)
     start_tensorflow_quietly(args, argv)
     if args.seed is not None:
         import keras

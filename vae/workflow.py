@@ -126,7 +126,8 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
         args: flags from `vae.cli.parse_args`.
         flatten: images as rows of pixels (an MLP's input).
         multiple_of: height and width must be multiples of this (4 for the
-            CNNs, which halve them twice).
+            CNNs, which halve them twice), or of what this function of
+            `(height, width)` returns.
         labels: a conditional model's data: the one-hot labels go with the
             images, and data without labels is an error.
 
@@ -136,19 +137,14 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
     Raises:
         DataError: the data cannot be used, or does not fit the model.
     """
+    if getattr(args, "folder", None) is not None:
+        return _streamed_data(args, multiple_of)
     # Read once: the flag check already loaded a --data path (vae.cli).
     images = args.images or load_images(
         args.data, args.dataset, args.image_size, args.validation_split, args.seed
     )
     source = args.data or args.dataset
-    height, width, _ = images.image_shape
-    if height % multiple_of or width % multiple_of:
-        raise DataError(
-            f"data: {source}: images are {height}x{width}, and this model needs height and "
-            f"width divisible by {multiple_of}; pass --image-size H W with both divisible by "
-            f"{multiple_of} (e.g. --image-size {_round_up(height, multiple_of)} "
-            f"{_round_up(width, multiple_of)})"
-        )
+    _check_divisible(source, images.image_shape, multiple_of)
     if labels and images.y_train is None:
         raise DataError(
             f"data: {source}: has no labels, and a conditional VAE needs them; use "
@@ -193,8 +189,86 @@ def load_data(args, flatten=False, multiple_of=1, labels=False):
     )
 
 
+def _check_divisible(source, image_shape, multiple_of):
+    height, width, _ = image_shape
+    if callable(multiple_of):  # a model whose depth follows the image
+        multiple_of = multiple_of((height, width))
+    if height % multiple_of or width % multiple_of:
+        raise DataError(
+            f"data: {source}: images are {height}x{width}, and this model needs height and "
+            f"width divisible by {multiple_of}; pass --image-size H W with both divisible by "
+            f"{multiple_of} (e.g. --image-size {_round_up(height, multiple_of)} "
+            f"{_round_up(width, multiple_of)})"
+        )
+
+
 def _round_up(value, multiple):
     return -(-value // multiple) * multiple
+
+
+# Held-out images decoded into memory for the pictures of a streamed folder
+# (the latent means' scatter, reconstructions): enough to see, bounded in size.
+PICTURED_IMAGES = 1000
+
+
+def _streamed_data(args, multiple_of):
+    """The `Data` of a folder of images read a batch at a time (`vae.folders.ImageFolder`)."""
+    from vae.folders import ImageFolder
+
+    split, shape, skipped = args.folder
+    _check_divisible(args.data, shape, multiple_of)
+    train_files = split.train_files[: args.train_samples]
+    test_files = split.test_files[: args.test_samples]
+    passed_over = f", {len(skipped)} unreadable passed over" if skipped else ""
+    print(
+        f"found {len(split.train_files) + len(split.test_files) + len(skipped)} images in "
+        f"{args.data}{passed_over}: {len(train_files)} for training, {len(test_files)} "
+        f"held out; {shape[0]}x{shape[1]}x{shape[2]}, decoded a batch at a time"
+    )
+
+    def stream(files, shuffle):
+        return ImageFolder(
+            files,
+            args.batch_size,
+            image_size=shape[:2],
+            seed=args.seed,
+            shuffle=shuffle,
+            skip_bad=args.skip_bad_images,
+            image_shape=shape,
+            workers=args.workers,
+        )
+
+    # The pictured images through a stream too, so that unreadable ones are
+    # handled as in training.
+    pictured = stream(test_files[:PICTURED_IMAGES], False)
+    x_test = np.concatenate([pictured[i][0] for i in range(len(pictured))])
+    y_test = None
+    if split.test_labels is not None:
+        kept = [i for i, path in enumerate(pictured.files) if path not in pictured.skipped]
+        y_test = split.test_labels[kept]
+    test = stream(test_files, False)
+    test.skipped = list(pictured.skipped)
+    return Data(
+        stream(train_files, True), test, x_test, y_test, shape, split.class_names, _data_name(args)
+    )
+
+
+@contextlib.contextmanager
+def _streamed_errors(data):
+    """A streamed folder's unreadable file as its own one-line DataError.
+
+    TensorFlow's input pipeline wraps what a PyDataset raises in an
+    InvalidArgumentError whose text is a page long.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as error:
+        for stream in (data.train, data.test):
+            if getattr(stream, "error", None) is not None:
+                raise stream.error from error
+        raise
 
 
 def describe(args, encoder, decoder, vae):
@@ -308,13 +382,14 @@ def fit_and_save(args, vae, data, callbacks=()):
     # Last, so that the backup of an epoch completed is written before it stops.
     stop = StopOnInterrupt()
     try:
-        history = vae.fit(
-            data.train,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            validation_data=(data.test, None),
-            callbacks=[*before, *callbacks, stop],
-        )
+        with _streamed_errors(data):
+            history = vae.fit(
+                data.train,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                validation_data=_validation(data),
+                callbacks=[*before, *callbacks, stop],
+            )
     except NonFiniteLossError as error:
         kept = (
             f"; the backup in {backup.backup_dir} keeps epoch {backup.completed_epochs()}"
@@ -355,6 +430,30 @@ def fit_and_save(args, vae, data, callbacks=()):
             status=130,
         )
     return history
+
+
+def report_skipped(args, data):
+    """Prints the unreadable files of a streamed folder that --skip-bad-images passed over."""
+    if getattr(args, "folder", None) is None:
+        return
+    skipped = dict.fromkeys(
+        [
+            *args.folder.skipped,
+            *getattr(data.train, "skipped", ()),
+            *getattr(data.test, "skipped", ()),
+        ]
+    )
+    if skipped:
+        names = ", ".join(str(path) for path in list(skipped)[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        print(f"passed over {len(skipped)} unreadable image(s): {names}{more}")
+
+
+def _validation(data):
+    """`validation_data` of `fit`: a streamed folder as it is, arrays with no targets."""
+    import keras
+
+    return data.test if isinstance(data.test, keras.utils.PyDataset) else (data.test, None)
 
 
 def _end_data_parallel(args):
@@ -426,6 +525,12 @@ def plot(args, encoder, decoder, vae, data):
         print(f"saved {args.samples} digits generated from the prior to {samples_file}")
 
 
+def _test_count(data):
+    """How many test images `evaluate` scores: all of a streamed folder's, not the pictured few."""
+    files = getattr(data.test, "files", None)
+    return len(data.x_test) if files is None else len(files)
+
+
 def evaluate(args, vae, data):
     """Prints the test-set loss and its terms, and returns them.
 
@@ -433,7 +538,8 @@ def evaluate(args, vae, data):
         A dict with `loss`, `reconstruction_loss`, `kl_loss` and
         `negative_elbo` (the loss without beta, a KL warm-up or k > 1 draws).
     """
-    metrics = vae.evaluate(data.test, batch_size=args.batch_size, verbose=0, return_dict=True)
+    with _streamed_errors(data):
+        metrics = vae.evaluate(data.test, batch_size=args.batch_size, verbose=0, return_dict=True)
     terms = f"reconstruction {metrics['reconstruction_loss']:.2f} + KL {metrics['kl_loss']:.2f}"
     import keras
 
@@ -442,19 +548,19 @@ def evaluate(args, vae, data):
     if vae.k > 1:
         print(
             f"test loss: {metrics['loss']:.2f} nats per digit (the importance-weighted bound "
-            f"of k = {vae.k} draws) on {len(data.x_test)} digits"
+            f"of k = {vae.k} draws) on {_test_count(data)} digits"
         )
         print(f"test negative ELBO: {metrics['negative_elbo']:.2f} nats per digit ({terms})")
     elif weight != 1.0:
         print(
             f"test loss: {metrics['loss']:.2f} nats per digit ({terms} x {weight:g}) on "
-            f"{len(data.x_test)} digits"
+            f"{_test_count(data)} digits"
         )
         print(f"test negative ELBO (KL weight 1): {metrics['negative_elbo']:.2f} nats per digit")
     else:
         print(
             f"test loss: {metrics['loss']:.2f} nats per digit ({terms}) on "
-            f"{len(data.x_test)} digits"
+            f"{_test_count(data)} digits"
         )
     return metrics
 
