@@ -14,7 +14,6 @@ ratio of the two. Then the likelihood regret's cost per image.
 
 import argparse
 import importlib.util
-import math
 import os
 import subprocess
 import sys
@@ -80,26 +79,10 @@ def _earlier_evaluation(commit):
     return module
 
 
-def decoder_macs(decoder):
-    """Multiply-adds of one forward pass of the decoder's Dense and (transposed) convolutions."""
-    import keras
-
-    macs = 0
-    for layer in decoder._flatten_layers(include_self=False):
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        if isinstance(layer, keras.layers.Dense):
-            macs += math.prod(kernel.shape)
-        else:  # a convolution: every input pixel meets the whole kernel once
-            macs += math.prod(layer.input.shape[1:-1]) * math.prod(kernel.shape)
-    return macs
-
-
 def worker(args, name):
     import keras
     import numpy as np
-    from throughput import machine_peak_gflops
+    from throughput import forward_macs, machine_peak_gflops
 
     from vae import evaluation, scores
     from vae.data import binarize, load_mnist
@@ -114,7 +97,7 @@ def worker(args, name):
     (_, _), (x_test, _) = load_mnist(args.data, flatten=flat)
     x = binarize(x_test[: args.digits], "dynamic")
     peak = machine_peak_gflops()
-    flops = 2 * decoder_macs(vae.decoder)
+    flops = 2 * forward_macs(vae.decoder)
     scans = {
         "before": before.importance_sampled_log_likelihood,
         "now": evaluation.importance_sampled_log_likelihood,

@@ -25,6 +25,7 @@ tunable that the example scripts set, see `vae/allocator.py`). `--startup FILE` 
 """
 
 import argparse
+import math
 import multiprocessing
 import os
 import resource
@@ -377,6 +378,24 @@ def measure(model, specs, data_path, epochs):
     for process, _ in workers.values():
         process.join(timeout=30)
     return first, results
+
+
+def forward_macs(model):
+    """Multiply-adds of one forward pass of a model's Dense and (transposed) convolution layers."""
+    import keras
+
+    macs = 0
+    for layer in model._flatten_layers(include_self=False):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is None:
+            continue
+        if isinstance(layer, keras.layers.Dense):
+            macs += math.prod(kernel.shape)
+        elif isinstance(layer, keras.layers.Conv2DTranspose):  # input pixels meet the kernel
+            macs += math.prod(layer.input.shape[1:-1]) * math.prod(kernel.shape)
+        else:  # a convolution: output pixels meet the kernel
+            macs += math.prod(layer.output.shape[1:-1]) * math.prod(kernel.shape)
+    return macs
 
 
 def machine_peak_gflops(seconds=3.0):

@@ -7,11 +7,9 @@ epoch ("dynamic", the standard of the published numbers; it also acts as a
 regularizer).
 """
 
-import math
-
 import numpy as np
 
-from vae.pydataset import lazy_py_dataset
+from vae.pydataset import ShuffledBatches, lazy_py_dataset
 
 BINARIZATIONS = ("static", "dynamic")
 
@@ -48,7 +46,7 @@ def binarize(x, mode="static", seed=0):
     raise ValueError(f"unknown binarization {mode!r}: use one of {', '.join(BINARIZATIONS)}")
 
 
-class _DynamicBinarization:
+class _DynamicBinarization(ShuffledBatches):
     """Batches of ``x`` whose pixels are drawn afresh from their grey levels each epoch.
 
     A ``keras.utils.PyDataset``: give it to ``fit`` in place of ``x`` (without
@@ -99,30 +97,10 @@ class _DynamicBinarization:
         self.perturb = float(perturb)
         self._binary_noise = binarize or bool(np.all((self.x == 0) | (self.x == 1)))
         self.labels = None if labels is None else np.asarray(labels)
-        self.batch_size = int(batch_size)
-        self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
-        self.shuffle = shuffle
-        # Counted by on_epoch_begin; batches read before the first epoch (Keras
-        # reads a few to learn their shapes) come from "epoch 0".
-        self.epoch = 0
-        self._order = self._order_of(0)
-
-    def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def on_epoch_begin(self):
-        self.epoch += 1
-        self._order = self._order_of(self.epoch)
-
-    def _order_of(self, epoch):
-        if not self.shuffle:
-            return np.arange(len(self.x))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.x))
+        self._start_batches(len(self.x), batch_size, seed, shuffle)
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} of a dataset of {len(self)} batches")
-        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = self._batch(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
         digits = _bernoulli(rng, self.x[chosen]) if self.binarize else self.x[chosen]
         if self.perturb:

@@ -16,7 +16,6 @@ size. :func:`split_folder` draws the held-out files without reading a pixel,
 the same draw for both.
 """
 
-import math
 import os
 import threading
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from vae.data_error import DataError, data_error, one_line
-from vae.pydataset import lazy_py_dataset
+from vae.pydataset import ShuffledBatches, lazy_py_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ANY_FIX = (
@@ -300,7 +299,7 @@ def scan_folder(folder, image_size=None, validation_split=0.1, seed=None, skip_b
     return FolderScan(split, image_shape, skipped)
 
 
-class _ImageFolder:
+class _ImageFolder(ShuffledBatches):
     """Batches of images decoded from their files a batch at a time: memory bounded by the batch.
 
     A ``keras.utils.PyDataset``: give it to ``fit`` in place of ``x`` (without
@@ -364,33 +363,13 @@ class _ImageFolder:
             image_shape, files, self.skipped = folder_image_shape(files, image_size, skip_bad)
         self.files = [Path(f) for f in files]
         self.image_shape = tuple(image_shape)
-        self.batch_size = int(batch_size)
         self.skip_bad = skip_bad
-        self.seed = np.random.SeedSequence().entropy if seed is None else int(seed)
-        self.shuffle = shuffle
         self._lock = threading.Lock()
-        # Counted by on_epoch_begin; batches read before the first epoch (Keras
-        # reads one to learn their shapes) come from "epoch 0".
-        self.epoch = 0
-        self._order = self._order_of(0)
-
-    def __len__(self):
-        return math.ceil(len(self.files) / self.batch_size)
-
-    def on_epoch_begin(self):
-        self.epoch += 1
-        self._order = self._order_of(self.epoch)
-
-    def _order_of(self, epoch):
-        if not self.shuffle:
-            return np.arange(len(self.files))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.files))
+        self._start_batches(len(self.files), batch_size, seed, shuffle)
 
     def __getitem__(self, index):
-        if not 0 <= index < len(self):
-            raise IndexError(f"batch {index} of a dataset of {len(self)} batches")
+        chosen = self._batch(index)
         height, width, channels = self.image_shape
-        chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         x = np.empty((len(chosen), height, width, channels), np.float32)
         kept = 0
         for i in chosen:
