@@ -19,6 +19,8 @@ The crop folders are written once to `--crops` (default ~/quality-runs/crops),
 outside the work tree, and reused.
 
     python benchmarks/folders.py speed --sizes 64 128
+    python benchmarks/folders.py --backend jax speed --sizes 64
+    python benchmarks/folders.py speed --sizes 128 --images 1024
     python benchmarks/folders.py memory --size 64 --images 100000
     python benchmarks/folders.py memory --size 128 --images 30000
 """
@@ -52,6 +54,9 @@ def parse_args():
     speed.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     speed.add_argument("--epochs", type=int, default=3)
     speed.add_argument("--rounds", type=int, default=2)
+    speed.add_argument(
+        "--images", type=int, help=f"crops per size (default: {SPEED_IMAGES}, by size)"
+    )
     memory = sub.add_parser("memory")
     memory.add_argument("--size", type=int, default=64)
     memory.add_argument("--images", type=int, default=100_000)
@@ -136,7 +141,7 @@ def _run_worker(args, source, size):
         "--size",
         str(size),
         "--images",
-        str(SPEED_IMAGES[size]),
+        str(args.images or SPEED_IMAGES[size]),
         "--epochs",
         str(args.epochs),
     ]
@@ -155,7 +160,7 @@ def speed(args):
     print("| size | images | source | images/s | training GFLOP/s | forward GFLOP/s | vs memory |")
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        crop_folder(args.crops, size, SPEED_IMAGES[size])
+        crop_folder(args.crops, size, args.images or SPEED_IMAGES[size])
         epochs = {"folder": [], "memory": []}
         for round_ in range(args.rounds):
             for source in ("folder", "memory") if round_ % 2 == 0 else ("memory", "folder"):

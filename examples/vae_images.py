@@ -49,7 +49,7 @@ def main(argv=None):
         epochs=20,
         optimizer="adam",
         argv=argv,
-        defaults={"batch_size": 64, "latent_dim": None},
+        defaults={"batch_size": cli.BatchForImages(64, 64), "latent_dim": None},
         extra=_flags,
         stream_folders=True,
     )

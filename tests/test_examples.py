@@ -83,6 +83,7 @@ def test_train_then_reload_without_training(name, mnist_path, tmp_path):
         f"{name}/digits_over_latent.png",
         f"{name}/reconstructions.png",
         f"{name}/interpolation.png",
+        f"{name}/explorer.html",
     ]
     if shutil.which("dot"):  # the diagrams need Graphviz (see the next test)
         expected += [f"{name}_encoder.png", f"{name}_decoder.png", f"{name}.png"]
@@ -104,6 +105,7 @@ def test_train_then_reload_without_training(name, mnist_path, tmp_path):
     )
     assert "Epoch" not in reloaded and "training skipped" in reloaded
     assert (tmp_path / "again" / name / "vae_mean.png").exists()
+    assert (tmp_path / "again" / name / "explorer.html").stat().st_size > 1000
     assert not (tmp_path / "again" / f"{name}_mnist.h5").exists()
     # Every weight came back, each to its place: the model that saved the file
     # and the one that loaded it encode and decode alike.

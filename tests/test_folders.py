@@ -12,6 +12,7 @@ from vae.folders import folder_image_shape, split_folder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_photo_crops import crops, write_crops  # noqa: E402
+from pillow_modes import write_every_pillow_mode  # noqa: E402
 
 core = pytest.mark.core
 
@@ -81,42 +82,18 @@ def _photo(height, width):
 def test_every_pillow_mode_comes_out_as_the_right_pixels(tmp_path):
     ImageFolder = _image_folder()
     rgb = _photo(24, 40)  # not square: a turned image cannot pass for the upright one
-    grey = np.asarray(Image.fromarray(rgb).convert("L"))
     folder = tmp_path / "modes"
-    folder.mkdir()
-    # mode: (file name, how it is saved, the pixels expected from it)
-    Image.fromarray(grey).save(folder / "l.png")
-    Image.fromarray(np.dstack([grey, np.full_like(grey, 77)]), "LA").save(folder / "la.png")
-    palette = Image.fromarray(rgb).quantize(64)
-    palette.save(folder / "p.png")
-    palette_rgb = np.asarray(palette.getpalette(), np.uint8).reshape(-1, 3)[np.asarray(palette)]
-    Image.fromarray(np.dstack([rgb, np.full_like(grey, 9)]), "RGBA").save(folder / "rgba.png")
-    Image.fromarray(grey.astype(np.uint16) * 257 + 100).save(folder / "sixteen.png")
-    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg", quality=100)
-    # Stored turned a quarter to the right, with the EXIF tag saying "turn it back"
-    # (orientation 6: rotate 90 degrees clockwise to show).
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.fromarray(np.rot90(rgb, k=1)).save(folder / "turned.JPG", quality=100, exif=exif)
-    (folder / "README.txt").write_text("not an image")
-    (folder / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
-    assert Image.open(folder / "sixteen.png").mode.startswith("I")
-    assert Image.open(folder / "cmyk.jpg").mode == "CMYK"
-
+    expected = write_every_pillow_mode(folder, rgb)
     files = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".jpg", ".JPG"))
     stream = ImageFolder(files, batch_size=3, shuffle=False)
-    assert stream.image_shape == (24, 40, 3) and len(stream.files) == 7
+    assert stream.image_shape == (24, 40, 3) and len(stream.files) == len(expected) == 7
     got = dict(zip((p.name for p in files), _streamed(stream)))
-    expected_grey = np.repeat(grey[..., None], 3, axis=2)  # a grey image in a colour set
-    np.testing.assert_array_equal(got["l.png"], expected_grey)
-    np.testing.assert_array_equal(got["la.png"], expected_grey)  # alpha dropped
-    np.testing.assert_array_equal(got["p.png"], palette_rgb)
-    np.testing.assert_array_equal(got["rgba.png"], rgb)
-    sixteen = np.rint((grey.astype(np.uint16) * 257 + 100) / 257).astype(np.uint8)
-    np.testing.assert_array_equal(got["sixteen.png"][..., 0], sixteen)  # scaled, not clipped
-    for name in ("cmyk.jpg", "turned.JPG"):  # JPEG: lossy, but close and upright
-        error = np.abs(got[name].astype(float) - rgb.astype(float)).mean()
-        assert error < 6, (name, error)
+    for name, pixels in expected.items():
+        if name.lower().endswith(".jpg"):  # lossy, but close and upright
+            error = np.abs(got[name].astype(float) - pixels.astype(float)).mean()
+            assert error < 6, (name, error)
+        else:
+            np.testing.assert_array_equal(got[name], pixels, err_msg=name)
     # The in-memory reader gives the same pixels, and a folder of both finds the same files.
     data = load_images(folder, validation_split=0.5, seed=0)
     in_memory = np.concatenate([data.x_train, data.x_test])

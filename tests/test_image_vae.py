@@ -15,6 +15,7 @@ from test_examples import assert_same_model, run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from make_photo_crops import write_crops  # noqa: E402
+from pillow_modes import write_every_pillow_mode  # noqa: E402
 
 LEVELS = np.arange(256, dtype=np.float32) / 255
 
@@ -112,11 +113,16 @@ def test_vae_images_trains_from_a_folder_below_8_bits_and_reloads(photos, tmp_pa
     assert_same_model(tmp_path / "again.npz", tmp_path / "trained.npz")
 
 
-def test_a_truncated_photo_is_named_in_one_line_or_passed_over_and_counted(photos, tmp_path):
+def test_a_folder_of_every_pillow_mode_trains_and_a_truncated_photo_in_it_is_named(
+    photos, tmp_path
+):
     folder = tmp_path / "photos"
     folder.mkdir()
     for path in sorted(photos.iterdir())[:40]:
         (folder / path.name).write_bytes(path.read_bytes())
+    # L, LA, P, RGBA, 16-bit grey, CMYK and EXIF-turned files of one more crop,
+    # and two files that are not images.
+    modes = write_every_pillow_mode(folder, np.asarray(Image.open(folder / "crop_000039.png")))
     # Its header whole, so it is found when its batch is decoded, in training.
     Image.open(folder / "crop_000000.png").save(folder / "cut.jpg", quality=95)
     (folder / "cut.jpg").write_bytes((folder / "cut.jpg").read_bytes()[:-400])
@@ -135,5 +141,5 @@ def test_a_truncated_photo_is_named_in_one_line_or_passed_over_and_counted(photo
     assert "cut.jpg: cannot read image" in line and "--skip-bad-images" in line, line
     assert weights.read_bytes() == b"an earlier run's weights"
     out = run("vae_images.py", *common, "--epochs", "1", "--skip-bad-images", cwd=tmp_path)
-    assert "found 41 images in" in out
+    assert f"found {40 + len(modes) + 1} images in" in out
     assert "passed over 1 unreadable image(s): " in out and "cut.jpg" in out

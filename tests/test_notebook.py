@@ -1,5 +1,6 @@
 """examples/vae_walkthrough.ipynb, run top to bottom in a Jupyter kernel as a reader runs it."""
 
+import html
 import json
 import math
 from pathlib import Path
@@ -78,12 +79,21 @@ def test_the_pictures_show_and_are_saved(executed):
     ]
     # latent means, digit manifold, reconstructions, interpolation, samples
     assert len(shown) == 5
+    # The explorer, inline: the page itself in an iframe.
+    pages = [
+        output["data"]["text/html"]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if output.get("data", {}).get("text/html", "").startswith("<iframe srcdoc=")
+    ]
+    assert len(pages) == 1 and 'id="latent"' in html.unescape(pages[0])
     for name in [
         "vae_mean.png",
         "digits_over_latent.png",
         "reconstructions.png",
         "interpolation.png",
         "samples.png",
+        "explorer.html",
         "vae_mlp_mnist.h5",
     ]:
         assert (folder / "vae_walkthrough" / name).stat().st_size > 1000, name

@@ -33,6 +33,7 @@ _PUBLIC = {
     "plot_reconstructions": "vae.plotting",
     "plot_interpolation": "vae.plotting",
     "plot_architecture": "vae.plotting",
+    "explore": "vae.explorer",
     "load_images": "vae.data",
     "ImageFolder": "vae.data",
     "split_folder": "vae.data",

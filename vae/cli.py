@@ -8,6 +8,7 @@ environment settings take effect), then trains with `vae.workflow`.
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -337,6 +338,35 @@ def _set_up_process(parser, backend, argv):
         print_warnings_in_one_line(parser.prog)
 
 
+class BatchForImages:
+    """A `--batch-size` default that follows the images: `batch` up to `side` x `side`
+    pixels, halved for each doubling of the longer side beyond, at least 8.
+
+    vae_images.py's: 64 up to 64x64, 32 at 128x128, 16 at 256x256. A batch's
+    training memory grows with its pixels: 64 images of 128x128 took 1.75 GB
+    more than the model alone, 32 took 1.0 GB (benchmarks/README.md).
+    """
+
+    def __init__(self, batch=64, side=64):
+        self.batch, self.side = batch, side
+
+    def __call__(self, image_shape):
+        halvings = max(0, math.ceil(math.log2(max(image_shape[:2]) / self.side)))
+        return max(8, self.batch >> halvings)
+
+    def __str__(self):
+        return f"{self.batch} up to {self.side}x{self.side} pixels, halved for each doubling beyond"
+
+
+def _image_shape(args):
+    """The shape of the images of `--data` as read while checking it; MNIST's without it."""
+    if args.folder is not None:
+        return args.folder.image_shape
+    if args.images is not None:
+        return args.images.image_shape
+    return (28, 28, 1)
+
+
 def parse_args(
     name,
     description,
@@ -359,7 +389,8 @@ def parse_args(
         optimizer: the Keras optimizer the example trains with.
         argv: the arguments, `sys.argv[1:]` by default.
         defaults: other defaults for the shared flags, e.g.
-            `{"batch_size": 100, "latent_dim": 50}`.
+            `{"batch_size": 100, "latent_dim": 50}`; the batch size's may be
+            a `BatchForImages`, resolved with the images' shape.
         extra: a function that adds the example's own flags to the parser.
         iwae: offer `--k`, training on the importance-weighted bound.
         stream_folders: a `--data` folder of images is read a batch at a
@@ -603,6 +634,8 @@ def parse_args(
         )
     args.mse = args.loss == "mse"
     _check_paths(parser, args, stream_folders)
+    if isinstance(args.batch_size, BatchForImages):
+        args.batch_size = args.batch_size(_image_shape(args))
     start_tensorflow_quietly(args, argv)
     if args.seed is not None:
         import keras

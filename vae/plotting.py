@@ -151,6 +151,19 @@ def tile(digits, rows, columns, image_shape=None):
     return np.swapaxes(cells, 1, 2).reshape(rows * height, columns * width, *images.shape[3:])
 
 
+# The most pixels a side of the manifold picture's grid of images spans:
+# 30 MNIST digits are 840.
+MANIFOLD_SIDE = 2048
+
+
+def _image_side(decoder, image_shape=None):
+    """The longer side, in pixels, of the decoder's images (flat ones: see `as_images`)."""
+    if image_shape is not None:
+        return max(image_shape[:2])
+    shape = decoder.output_shape[1:]
+    return max(shape[:2]) if len(shape) > 1 else math.isqrt(shape[0])
+
+
 def plot_digit_manifold(
     decoder,
     filename,
@@ -164,9 +177,13 @@ def plot_digit_manifold(
 ):
     """Draws the 30x30 digits decoded over the latent plane, with z ticks.
 
-    `verbose=1` (the default) shows a progress bar while the grid is decoded;
-    0 silences it.
+    Images larger than MNIST's get fewer points per side, as many as
+    `MANIFOLD_SIDE` pixels hold (16 for 128x128): the figure is 1,000 pixels
+    wide whatever the grid, and 30 x 30 photographs of 128x128, 177 MB of
+    float32, took 640 MB more memory on their way into it. `verbose=1` (the
+    default) shows a progress bar while the grid is decoded; 0 silences it.
     """
+    n = min(n, max(2, MANIFOLD_SIDE // _image_side(decoder, image_shape)))
     image, grid_x, grid_y = decode_grid(
         decoder, n, z_range, batch_size, logits, verbose, image_shape
     )

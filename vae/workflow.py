@@ -22,6 +22,7 @@ every epoch, and a bad file ends the script with one line, never a traceback
 """
 
 import contextlib
+import math
 import os
 import sys
 import warnings
@@ -207,8 +208,10 @@ def _round_up(value, multiple):
 
 
 # Held-out images decoded into memory for the pictures of a streamed folder
-# (the latent means' scatter, reconstructions): enough to see, bounded in size.
+# (the latent means' scatter, reconstructions): enough to see, bounded in size:
+# 1,000 RGB images of 64x64 (49 MB of float32), 250 of 128x128.
 PICTURED_IMAGES = 1000
+PICTURED_VALUES = PICTURED_IMAGES * 64 * 64 * 3
 
 
 def _streamed_data(args, multiple_of):
@@ -240,7 +243,8 @@ def _streamed_data(args, multiple_of):
 
     # The pictured images through a stream too, so that unreadable ones are
     # handled as in training.
-    pictured = stream(test_files[:PICTURED_IMAGES], False)
+    pictured_count = min(PICTURED_IMAGES, PICTURED_VALUES // math.prod(shape))
+    pictured = stream(test_files[:pictured_count], False)
     x_test = np.concatenate([pictured[i][0] for i in range(len(pictured))])
     y_test = None
     if split.test_labels is not None:
@@ -468,9 +472,11 @@ def plot(args, encoder, decoder, vae, data):
 
     `vae_mean.png` (the test set's latent means) and `digits_over_latent.png`
     (digits decoded over the latent plane), as the original examples;
-    `reconstructions.png` and `interpolation.png`; and with `--samples N`,
-    `samples.png`, N digits generated from the prior.
+    `reconstructions.png` and `interpolation.png`; `explorer.html`, the
+    latent space to explore by hand in a browser (`vae.explorer`); and with
+    `--samples N`, `samples.png`, N digits generated from the prior.
     """
+    from vae.explorer import explore
     from vae.plotting import plot_interpolation, plot_reconstructions, plot_results, plot_samples
 
     _end_data_parallel(args)
@@ -511,6 +517,18 @@ def plot(args, encoder, decoder, vae, data):
         show=args.show,
         image_shape=shape,
     )
+    page = explore(
+        encoder,
+        decoder,
+        x_test,
+        y_test,
+        logits=logits,
+        image_shape=shape,
+        class_names=data.class_names,
+        title=f"{args.name}: the latent space",
+        batch_size=args.batch_size,
+    ).save(os.path.join(pictures, "explorer.html"))
+    print(f"saved the latent space to explore in a browser to {page}")
     if args.samples:
         samples_file = os.path.join(pictures, "samples.png")
         plot_samples(
