@@ -1,9 +1,10 @@
 """explorer.html in a real browser: Debian's Chromium, headless, driven by Selenium.
 
-Each page is written by a training script (or by the library, for a latent
-space of 8 dimensions), opened from file://, hovered at two points and
-clicked on a dot; what it shows is checked against the decoder of the saved
-weights, `decoder.predict` at the z the page names, within 8-bit rounding.
+Each page is written by a training script (the MLP and the CNN with a 2-D
+latent space, the MLP with 8 dimensions), opened from file://, hovered at two
+points and clicked on a dot; what it shows is checked against the decoder of
+the saved weights, `decoder.predict` at the z the page names, within 8-bit
+rounding. One more page comes from the library, as in a notebook.
 
     python tests/test_explorer.py PAGE SCREENSHOT.png   # the README's picture
 """
