@@ -47,7 +47,7 @@ from vae.plotting import as_images, tile, to_pixels
 DOTS = 2000
 DOT_VALUES = DOTS * 28 * 28
 # Pixel values in the atlas of decoded images, which sets the grid: 56 x 56
-# points for MNIST's 784 pixels, 25 x 25 for 64x64 RGB photographs.
+# points for MNIST's 784 pixels, 14 x 14 for 64x64 RGB photographs.
 ATLAS_VALUES = 2_500_000
 MOST_GRID_POINTS = 64
 # Decimals of the z values on the page: the atlas is decoded at z rounded to
