@@ -13,7 +13,6 @@ import pytest
 
 from vae.data import binarize
 from vae.evaluation import (
-    ImportanceWeights,
     elbo,
     importance_sampled_log_likelihood,
     is_binary,
@@ -111,35 +110,32 @@ def test_with_a_wrong_posterior_the_estimate_rises_to_log_px_as_k_grows():
 
 
 class _FixedNoise:
-    """`keras.random` as `vae.evaluation` sees it, `normal` serving slices of one array.
+    """`ImportanceWeights.noise` serving slices of one array.
 
     `noise[i, j]` is draw `j` of digit `i` however the scan chunks digits and
-    draws: a request of shape `(m, s, latent_dim)` is for the next `m` digits
+    draws: a request for `s` draws of `m` digits is for the next `m` digits
     that still lack draws, each of which has had the same number `t` of draws
     so far, and gets `noise[first:first + m, t:t + s]`. So estimates with
     different `batch_size`s see the same draws, and the NumPy reference sees
-    them too. Everything else is Keras's.
+    them too.
     """
 
     def __init__(self, noise):
         self.noise = noise
         self.taken = np.zeros(len(noise), dtype=int)
 
-    def __getattr__(self, name):
-        return getattr(keras.random, name)
-
-    def normal(self, shape, dtype=None, seed=None, **kwargs):
-        digits, draws, latent_dim = shape
-        k = self.noise.shape[1]
+    def __call__(self, weights, z_mean):
+        digits, draws, k = z_mean.shape[0], weights.draws, self.noise.shape[1]
         first = int(np.argmax(self.taken < k))
         assert self.taken[first] < k, "more draws asked for than the fixed noise holds"
         done = self.taken[first : first + digits].copy()
         assert len(done) == digits and np.all(done == done[0]), (
-            f"the scan asked for {shape} where digits {first}.. have {done.tolist()} draws: "
-            "it no longer takes digits in order, so this test's noise must be served otherwise"
+            f"the scan asked for {draws} draws of {digits} digits where digits {first}.. have "
+            f"{done.tolist()}: it no longer takes digits in order, so this test's noise must "
+            "be served otherwise"
         )
         start = int(done[0])
-        assert latent_dim == self.noise.shape[2] and start + draws <= k
+        assert start + draws <= k
         self.taken[first : first + digits] += draws
         return keras.ops.convert_to_tensor(
             self.noise[first : first + digits, start : start + draws]
@@ -151,14 +147,18 @@ def _with_fixed_noise(monkeypatch, noise, vae, x, **kwargs):
     from vae import evaluation
 
     fixed = _FixedNoise(noise)
+    compiled = evaluation._importance_weights
 
-    class Keras:  # the keras module, with its random module swapped
-        random = fixed
+    def eager(vae, draws):
+        # Run eagerly, so that the served noise is read on every call, not
+        # traced into the compiled function once.
+        weights = compiled(vae, draws)
+        weights.run_eagerly = True
+        return weights
 
-        def __getattr__(self, name):
-            return getattr(keras, name)
-
-    monkeypatch.setattr(evaluation, "keras", Keras())
+    # A function, so that it binds as a method: fixed(weights, z_mean).
+    monkeypatch.setattr(evaluation.ImportanceWeights, "noise", lambda *a: fixed(*a))
+    monkeypatch.setattr(evaluation, "_importance_weights", eager)
     try:
         result = importance_sampled_log_likelihood(
             vae, x, k=noise.shape[1], verbose=0, return_elbo=True, **kwargs
@@ -220,14 +220,21 @@ def test_with_a_wrong_posterior_chunked_draws_give_the_estimate_of_all_draws_at_
 
 @core
 def test_draws_are_chunked_within_the_batch_size(monkeypatch):
+    from vae import evaluation
+
     shapes = []
-    original = ImportanceWeights.predict_on_batch
+    compiled = evaluation._predictor
 
-    def recording(self, inputs):
-        shapes.append(tuple(inputs[1].shape))
-        return original(self, inputs)
+    def recording(weights):
+        predict = compiled(weights)
 
-    monkeypatch.setattr(ImportanceWeights, "predict_on_batch", recording)
+        def call(digits):
+            shapes.append((len(digits), weights.draws, weights.decoder.input_shape[-1]))
+            return predict(digits)
+
+        return call
+
+    monkeypatch.setattr(evaluation, "_predictor", recording)
     importance_sampled_log_likelihood(
         linear_gaussian_vae(), X[:10], k=250, batch_size=100, verbose=0
     )

@@ -556,6 +556,25 @@ def parse_args(
         "batch of a step, split evenly across the devices",
     )
     parser.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="with --distribute on jax: the address of process 0, which the others "
+        "join (keras.distribution.initialize); on tensorflow, TF_CONFIG names the "
+        "workers instead",
+    )
+    parser.add_argument(
+        "--num-processes",
+        type=positive(1),
+        metavar="N",
+        help="with --coordinator: how many processes train together",
+    )
+    parser.add_argument(
+        "--process-id",
+        type=positive(0),
+        metavar="I",
+        help="with --coordinator: this process's index, 0 to N - 1 (0 writes the files)",
+    )
+    parser.add_argument(
         "--mixed-precision",
         nargs="?",
         const="auto",
@@ -637,6 +656,8 @@ def parse_args(
     if isinstance(args.batch_size, BatchForImages):
         args.batch_size = args.batch_size(_image_shape(args))
     start_tensorflow_quietly(args, argv)
+    if args.distribute:  # before anything runs on the engine
+        _join_processes(parser, args)
     if args.seed is not None:
         import keras
 
@@ -662,6 +683,7 @@ def _use_devices(parser, args):
                 f"{len(devices)} devices; pass a multiple of {len(devices)}"
             )
         args.devices = devices
+        _write_elsewhere_unless_chief(args)
         if len(devices) == 1:
             print(
                 f"--distribute: {devices[0]} is the only device, so training runs as without "
@@ -681,6 +703,33 @@ def _use_devices(parser, args):
             f"mixed precision ({policy}): layers compute in {policy.removeprefix('mixed_')}; "
             "weights, loss and sampling in float32"
         )
+
+
+def _join_processes(parser, args):
+    """Before anything starts the engine: the other processes of a multi-process run."""
+    if (args.coordinator is None) != (args.num_processes is None) or (
+        args.coordinator is not None and args.process_id is None
+    ):
+        parser.fail(
+            "--coordinator, --num-processes and --process-id go together: give all three "
+            "(python -m vae.launch sets them)"
+        )
+    from vae.distribute import join_processes
+
+    join_processes(args.coordinator, args.num_processes, args.process_id)
+
+
+def _write_elsewhere_unless_chief(args):
+    """The chief writes the run's weights, pictures and logs; the other processes,
+    which run the same steps (their collectives need every process), write
+    theirs to a temporary folder, as TensorFlow's multi-worker guide does.
+    (Their backups they leave to the chief: `TrainingBackup(writes=False)`.)"""
+    from vae.distribute import is_chief
+
+    if not is_chief():
+        args.out = tempfile.mkdtemp(prefix="vae_worker_")
+        if args.logdir:
+            args.logdir = os.path.join(args.out, "logs")
 
 
 def parse_evaluation_args(description, argv=None):

@@ -1,4 +1,4 @@
-"""Data-parallel training over every local device, with the backend's own engine.
+"""Data-parallel training over every device, with the backend's own engine.
 
 `data_parallel()` makes the rest of the program train on all local devices:
 each step splits the global batch across the devices (replicas), every
@@ -19,9 +19,92 @@ multiples of the device count; `end_data_parallel()` then lets the trained
 model predict on batches of any size.
 """
 
+import json
+import os
+import re
+
 import keras
 
 DISTRIBUTED_BACKENDS = ("tensorflow", "jax")
+
+# How long a collective waits for a peer before it fails (a worker that died).
+PEER_TIMEOUT_SECONDS = 60
+
+
+def workers():
+    """How many processes train together: the workers of `TF_CONFIG` on TensorFlow,
+    JAX's process count on JAX; 1 for a program of its own."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.process_count()
+    cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    return len(cluster.get("chief", [])) + len(cluster.get("worker", [])) or 1
+
+
+def is_chief():
+    """Whether this process writes the run's files: the only one, or process 0
+    (on TensorFlow the `TF_CONFIG` task `chief`, else worker 0)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.process_index() == 0
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("index", 0) == 0
+
+
+def join_processes(coordinator=None, num_processes=None, process_id=None):
+    """Joins the other processes of a multi-process run; first thing in the program.
+
+    On TensorFlow, with a `TF_CONFIG` naming several workers, sets
+    `tf.distribute.MultiWorkerMirroredStrategy` as the program's strategy
+    (it must come before TensorFlow runs anything) and returns it. On JAX,
+    with a `coordinator` (`HOST:PORT` of process 0), calls
+    `keras.distribution.initialize(coordinator, num_processes, process_id)`.
+    Either way a collective that waits more than `PEER_TIMEOUT_SECONDS` for a
+    peer fails, so a worker that died stops the others instead of leaving
+    them waiting.
+    """
+    backend = keras.backend.backend()
+    if backend == "jax" and coordinator is not None:
+        keras.distribution.initialize(coordinator, num_processes, process_id)
+    if backend != "tensorflow" or workers() == 1:
+        return None
+    import tensorflow as tf
+
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return tf.distribute.get_strategy()
+
+    class MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+        def reduce(self, reduce_op, value, axis):
+            # Keras 3's fit averages its scalar logs "along axis 0" across the
+            # workers, which fails for a scalar (tensorflow/tensorflow#72388):
+            # a scalar's mean over the replicas is the same without the axis.
+            if axis == 0 and all(v.shape.rank == 0 for v in self.experimental_local_results(value)):
+                axis = None
+            return super().reduce(reduce_op, value, axis)
+
+    strategy = MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=PEER_TIMEOUT_SECONDS
+        )
+    )
+    tf.distribute.experimental_set_strategy(strategy)
+    return strategy
+
+
+def lost_worker(error):
+    """`"worker N"` when `error` is the engine's news of a process of the run that
+    stopped (TensorFlow's collectives and heartbeats), else `None`."""
+    if type(error).__name__ not in ("UnavailableError", "InternalError", "DeadlineExceededError"):
+        return None
+    task = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(error))
+    if task is None:
+        return None
+    return f"worker {task.group(1)}"
 
 
 def data_parallel():
@@ -32,7 +115,10 @@ def data_parallel():
     `tf.config.set_logical_device_configuration` before TensorFlow started);
     JAX uses `keras.distribution.list_devices()`, the GPUs or TPUs if there
     are any, else the CPU devices (several with
-    `XLA_FLAGS=--xla_force_host_platform_device_count=N`).
+    `XLA_FLAGS=--xla_force_host_platform_device_count=N`). With a
+    `TF_CONFIG` naming several workers, TensorFlow trains over all of them
+    with `MultiWorkerMirroredStrategy` (`join_processes`); call it first
+    thing then, before TensorFlow runs anything.
 
     `batch_size` stays the global batch: each of N devices gets
     `batch_size / N` examples per step, and the loss and metrics are those of
@@ -57,6 +143,9 @@ def data_parallel():
     if backend == "tensorflow":
         import tensorflow as tf
 
+        if workers() > 1:  # first: TensorFlow must not have run anything yet
+            join_processes()
+            return [f"/job:worker/task:{task}" for task in range(workers())]
         # MirroredStrategy's own default takes a single CPU, whatever the split.
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]

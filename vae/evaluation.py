@@ -35,44 +35,64 @@ from vae.losses import gaussian_log_density, kl_divergence, reconstruction_log_l
 
 
 class ImportanceWeights(keras.Model):
-    """Per digit: the log-sum-exp of the log importance weights of given draws, and more.
+    """Per digit: the log-sum-exp of the log importance weights of `draws` draws, and more.
 
-    For digits `x` (shape `(m, ...)`) and standard normal noise `epsilon`
-    (shape `(m, s, latent_dim)`), decodes `z_ij = z_mean_i + exp(z_log_var_i /
-    2) * epsilon_ij` and returns, per digit `i`:
+    For digits `x` (shape `(m, ...)`), draws standard normal noise
+    `epsilon_ij` (`noise`) inside the compiled call, decodes `z_ij = z_mean_i
+    + exp(z_log_var_i / 2) * epsilon_ij` and returns, per digit `i`:
 
     - `logsumexp_j(log p(x_i|z_ij) + log p(z_ij) - log q(z_ij|x_i))`,
     - `sum_j log p(x_i|z_ij)`,
     - the analytic `KL(q(z|x_i) || p(z))`,
 
     so that chunks of draws combine exactly into the log-mean-exp and the
-    ELBO. A model so that `predict_on_batch` compiles it on every backend;
-    a transient view of the VAE's own layers, never saved.
+    ELBO. The noise never leaves the compiled function: drawn on the host it
+    cost a tenth of a digit's scan (benchmarks/README.md, "Scoring speed").
+    A model so that `predict_on_batch` compiles it on every backend; a
+    transient view of the VAE's own layers, never saved.
 
     Args:
         encoder: a model mapping `x` to `[z_mean, z_log_var, z]`.
         decoder: a model mapping `z` to the reconstruction.
         loss: the reconstruction term, `"bce"`, `"mse"` or `"bce_logits"`.
+        draws: draws of z per digit and call.
 
     Example:
 
-    >>> weights = ImportanceWeights(vae.encoder, vae.decoder, vae.reconstruction)
-    >>> log_sum_w, sum_log_px_z, kl = weights.predict_on_batch((x, epsilon))
+    >>> weights = ImportanceWeights(vae.encoder, vae.decoder, vae.reconstruction, draws=5000)
+    >>> weights.reseed(0)
+    >>> log_sum_w, sum_log_px_z, kl = weights.predict_on_batch(x)
     """
 
-    def __init__(self, encoder, decoder, loss="bce", **kwargs):
+    def __init__(self, encoder, decoder, loss="bce", draws=1, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
         self.reconstruction = loss
-
-    def build(self, input_shape):
+        self.draws = draws
+        self.seed_generator = keras.random.SeedGenerator()
         # The encoder and decoder arrive built; there is nothing of our own.
+        # Built now, JAX's first predict_on_batch skips a whole eager call.
         self.built = True
 
-    def call(self, inputs):
-        x, epsilon = inputs
+    def reseed(self, seed, stream=0):
+        """Start the draws afresh from integer `seed`, as `SeedGenerator(seed)` would.
+
+        Models with different `stream`s draw different noise from one seed.
+        """
+        state = self.seed_generator.state
+        state.assign(ops.convert_to_tensor([seed, stream << 24], dtype=state.dtype))
+
+    def noise(self, z_mean):
+        """Standard normal draws `(digits, draws, latent_dim)` for `z_mean`, fresh every call."""
+        digits, latent_dim = ops.shape(z_mean)
+        return keras.random.normal(
+            (digits, self.draws, latent_dim), dtype="float32", seed=self.seed_generator
+        )
+
+    def call(self, x):
         z_mean, z_log_var, _ = self.encoder(x, training=False)
+        epsilon = self.noise(z_mean)
         log_weights, log_px_z, _ = log_importance_weights(
             self.decoder, self.reconstruction, x, z_mean, z_log_var, epsilon
         )
@@ -124,16 +144,46 @@ def is_binary(x):
 # VAE took 677 against 681 ms (benchmarks/README.md).
 PASSES_PER_STEP = 5000
 
-# One ImportanceWeights per VAE, so that its compiled function is traced once,
-# not on every call (likelihood regret scores one image at a time).
+# ImportanceWeights per VAE and draws count, so that each compiled function
+# is traced once, not on every call (likelihood regret scores one image at a
+# time).
 _WEIGHTS = weakref.WeakKeyDictionary()
 
 
-def _importance_weights(vae):
-    weights = _WEIGHTS.get(vae)
+def _importance_weights(vae, draws):
+    models = _WEIGHTS.setdefault(vae, {})
+    weights = models.get(draws)
     if weights is None or weights.reconstruction != vae.reconstruction:
-        weights = _WEIGHTS[vae] = ImportanceWeights(vae.encoder, vae.decoder, vae.reconstruction)
+        weights = models[draws] = ImportanceWeights(
+            vae.encoder, vae.decoder, vae.reconstruction, draws
+        )
     return weights
+
+
+def _predictor(weights):
+    """`weights.predict_on_batch`, or on JAX the same compiled call without Keras's bookkeeping.
+
+    That bookkeeping (the model's state gathered, then written back) cost
+    5 ms a call on the 2-core CPU, against 20 ms for a digit's 5000 passes
+    of Burda's MLP. Here the state is read once per scan; only the seed
+    generator's changes, and it is reseeded before every scan.
+    """
+    if keras.backend.backend() != "jax" or weights.run_eagerly:
+        return weights.predict_on_batch
+    import jax
+
+    step = weights.__dict__.get("_jitted_call")
+    if step is None:
+        step = weights._jitted_call = jax.jit(weights.stateless_call)
+    trainable = [v.value for v in weights.trainable_variables]
+    state = [v.value for v in weights.non_trainable_variables]
+
+    def predict(x):
+        nonlocal state
+        outputs, state = step(trainable, state, x)
+        return [np.asarray(output) for output in outputs]
+
+    return predict
 
 
 def _scan(vae, x, k, batch_size, seed, verbose):
@@ -143,25 +193,25 @@ def _scan(vae, x, k, batch_size, seed, verbose):
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     x = np.asarray(x, dtype=np.float32)
-    weights = _importance_weights(vae)
-    latent_dim = vae.decoder.input_shape[-1]
     # At most batch_size decoder passes per step: all k draws of several
-    # digits, or a share of the draws of one digit.
+    # digits, or a share of the draws of one digit (the last share smaller).
     draws_per_step = min(k, batch_size)
     digits_per_step = max(1, batch_size // draws_per_step)
-    seed_generator = keras.random.SeedGenerator(seed)
+    shares = [min(draws_per_step, k - done) for done in range(0, k, draws_per_step)]
+    weights = {draws: _importance_weights(vae, draws) for draws in shares}
+    if seed is None:
+        seed = int(np.random.default_rng().integers(2**31))
+    for stream, model in enumerate(weights.values()):
+        model.reseed(seed, stream)
+    predict = {draws: _predictor(model) for draws, model in weights.items()}
     progress = keras.utils.Progbar(len(x), verbose=verbose, unit_name="digit")
     log_px = np.empty(len(x), dtype=np.float64)
     elbo = np.empty(len(x), dtype=np.float64)
     for start in range(0, len(x), digits_per_step):
         digits = x[start : start + digits_per_step]
         log_sums, log_px_z_sum = [], 0.0
-        for done in range(0, k, draws_per_step):
-            draws = min(draws_per_step, k - done)
-            epsilon = keras.random.normal(
-                (len(digits), draws, latent_dim), dtype="float32", seed=seed_generator
-            )
-            log_sum, log_px_z, kl = weights.predict_on_batch((digits, epsilon))
+        for draws in shares:
+            log_sum, log_px_z, kl = predict[draws](digits)
             log_sums.append(log_sum)
             log_px_z_sum = log_px_z_sum + log_px_z.astype(np.float64)
         stop = start + len(digits)

@@ -204,6 +204,10 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
 
     Args:
         backup_dir: a folder for this run's backup alone.
+        write_to: a folder to write the backups to instead, after resuming
+            from `backup_dir`: for the processes of a multi-process run other
+            than the chief, which must save as the chief does (reading some
+            variables takes all the processes) but never into its files.
 
     Example:
 
@@ -213,8 +217,9 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
     >>> backup.remove()
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, write_to=None):
         super().__init__(os.fspath(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.write_to = write_to
 
     @property
     def weights_path(self):
@@ -253,6 +258,12 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
             with open(self._training_metadata_path) as f:
                 metadata = json.load(f)
         except FileNotFoundError:
+            metadata = None
+        if self.write_to is not None:  # resumed: from now on, write elsewhere
+            self.backup_dir = os.fspath(self.write_to)
+            self._weights_path = os.path.join(self.backup_dir, "latest.weights.h5")
+            self._training_metadata_path = os.path.join(self.backup_dir, "training_metadata.json")
+        if metadata is None:
             return
         if metadata.get("kl_weight") is not None and hasattr(self.model, "kl_weight"):
             self.model.kl_weight.assign(metadata["kl_weight"])

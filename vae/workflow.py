@@ -348,6 +348,7 @@ def fit_and_save(args, vae, data, callbacks=()):
         The `History` of `fit`.
     """
     from vae.callbacks import KLWarmup
+    from vae.distribute import lost_worker
     from vae.safeguards import (
         NonFiniteLossError,
         StopOnInterrupt,
@@ -364,7 +365,12 @@ def fit_and_save(args, vae, data, callbacks=()):
     before = [StopOnNonFiniteLoss()]
     backup = None
     if args.checkpoint_dir:
-        backup = TrainingBackup(os.path.join(args.checkpoint_dir, args.name))
+        from vae.distribute import is_chief
+
+        backup = TrainingBackup(
+            os.path.join(args.checkpoint_dir, args.name),
+            write_to=None if is_chief() else os.path.join(args.out, "backup"),
+        )
         if args.resume:
             mismatch = describe_mismatch(vae, backup.weights_path)
             if mismatch:
@@ -419,6 +425,17 @@ def fit_and_save(args, vae, data, callbacks=()):
             where,
             f"{where}: saved the weights reached so far to {weights_file}{resume}",
             status=130,
+        )
+    except Exception as error:
+        lost = lost_worker(error)
+        if lost is None:
+            raise
+        fail(
+            args,
+            error,
+            f"error: {lost} of this run stopped answering, so training stopped and "
+            f"{weights_file} was not written; start all the processes again"
+            + (" with --resume" if backup else ""),
         )
     finally:
         stop.restore()
