@@ -723,7 +723,7 @@ def _write_elsewhere_unless_chief(args):
     """The chief writes the run's weights, pictures and logs; the other processes,
     which run the same steps (their collectives need every process), write
     theirs to a temporary folder, as TensorFlow's multi-worker guide does.
-    (Their backups they leave to the chief: `TrainingBackup(writes=False)`.)"""
+    (Their backups too: `TrainingBackup(write_to=...)`, after resuming from the chief's.)"""
     from vae.distribute import is_chief
 
     if not is_chief():
