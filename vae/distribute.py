@@ -24,6 +24,9 @@ import os
 import re
 
 import keras
+import numpy as np
+
+from vae.pydataset import ShuffledBatches
 
 DISTRIBUTED_BACKENDS = ("tensorflow", "jax")
 
@@ -97,8 +100,12 @@ def join_processes(coordinator=None, num_processes=None, process_id=None):
 
 
 def lost_worker(error):
-    """`"worker N"` when `error` is the engine's news of a process of the run that
-    stopped (TensorFlow's collectives and heartbeats), else `None`."""
+    """Which process of the run stopped, when `error` is the engine's news of one,
+    else `None`: `"worker N"` from TensorFlow's collectives and heartbeats, the
+    peer's address from JAX's (Gloo's), which name no process index."""
+    if type(error).__name__ == "JaxRuntimeError":
+        peer = re.search(r"Gloo .*\[(\d+\.\d+\.\d+\.\d+)\]:(\d+)", str(error))
+        return None if peer is None else f"the worker at {peer.group(1)}:{peer.group(2)}"
     if type(error).__name__ not in ("UnavailableError", "InternalError", "DeadlineExceededError"):
         return None
     task = re.search(r"/job:worker/replica:\d+/task:(\d+)", str(error))
@@ -154,8 +161,12 @@ def data_parallel():
         tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(devices))
         return devices
     if backend == "jax":
+        # Every device of every process. Each process feeds its own share of
+        # the batches (`ProcessShare`), so Keras must not shard them again.
         devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+        )
         return devices
     raise ValueError(
         f"data-parallel training is not supported on the {backend} backend; "
@@ -163,17 +174,83 @@ def data_parallel():
     )
 
 
-def end_data_parallel():
+def end_data_parallel(model=None):
     """Lets the model trained data-parallel predict on batches of any size.
 
     For the predictions after training (a 30x30 grid of digits, 50 samples):
     on JAX a data-parallel step needs every batch to split evenly over the
     devices, and these do not. Afterwards the weights stay on every device
-    and each step runs on the whole batch. TensorFlow's strategy splits
-    uneven batches itself, so there it changes nothing.
+    and each step runs on the whole batch. With several JAX processes the
+    weights span devices that this process cannot reach, so `model`'s are
+    copied to its own first device. TensorFlow's strategy splits uneven
+    batches itself, so there it changes nothing.
     """
-    if keras.backend.backend() == "jax":
-        keras.distribution.set_distribution(None)
+    if keras.backend.backend() != "jax":
+        return
+    keras.distribution.set_distribution(None)
+    if model is not None and workers() > 1:
+        for variable in {id(v): v for v in model.variables + model.metrics_variables}.values():
+            # The copy is whole: data-parallel weights are the same on every
+            # device. Keras has no public way to take a variable off its
+            # mesh, and each assignment keeps to the variable's layout.
+            value = np.asarray(variable.value)
+            variable._layout = None
+            variable.assign(value)
+
+
+class ProcessShare(ShuffledBatches, keras.utils.PyDataset):
+    """This process's share of every global batch, for data-parallel training on JAX.
+
+    With N processes, process p feeds rows `p * b / N` to `(p + 1) * b / N`
+    of each global batch of b digits, and Keras joins the shares into the
+    global batch over the devices of all the processes
+    (`jax.make_array_from_process_local_data`). One process feeds all of it.
+
+    `data` is the training input as `fit` takes it: arrays (one, or a tuple
+    of the model's inputs), reshuffled every epoch from `(seed, epoch)`
+    unless `shuffle=False`, or a PyDataset of global batches, which must
+    draw the same batches in every process (a seeded `DynamicBinarization`).
+    Every process must pass the same `seed`; `None` takes one from NumPy's
+    generator, which `keras.distribution.initialize` seeds alike in all.
+    """
+
+    def __init__(self, data, batch_size=None, seed=None, shuffle=True):
+        import jax
+
+        super().__init__()
+        self.data = data
+        self.process, self.processes = jax.process_index(), jax.process_count()
+        if not isinstance(data, keras.utils.PyDataset):
+            if seed is None and shuffle:
+                seed = np.random.randint(2**31)
+            self._start_batches(len(keras.tree.flatten(data)[0]), batch_size, seed, shuffle)
+
+    def __len__(self):
+        if isinstance(self.data, keras.utils.PyDataset):
+            return len(self.data)
+        return super().__len__()
+
+    def on_epoch_begin(self):
+        if isinstance(self.data, keras.utils.PyDataset):
+            self.data.on_epoch_begin()
+        else:
+            super().on_epoch_begin()
+
+    def on_epoch_end(self):
+        if isinstance(self.data, keras.utils.PyDataset):
+            self.data.on_epoch_end()
+
+    def __getitem__(self, index):
+        if isinstance(self.data, keras.utils.PyDataset):
+            batch = self.data[index]
+        else:
+            chosen = self._batch(index)
+            batch = (keras.tree.map_structure(lambda array: array[chosen], self.data),)
+        return keras.tree.map_structure(self._share, batch)
+
+    def _share(self, array):
+        size = len(array) // self.processes
+        return array[self.process * size : (self.process + 1) * size]
 
 
 def replica():

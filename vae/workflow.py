@@ -391,13 +391,14 @@ def fit_and_save(args, vae, data, callbacks=()):
         callbacks += _tensorboard(args, data.image_shape)
     # Last, so that the backup of an epoch completed is written before it stops.
     stop = StopOnInterrupt()
+    train, validation = _batches_of_this_process(args, data)
     try:
         with _streamed_errors(data):
             history = vae.fit(
-                data.train,
+                train,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
-                validation_data=_validation(data),
+                validation_data=validation,
                 callbacks=[*before, *callbacks, stop],
             )
     except NonFiniteLossError as error:
@@ -477,11 +478,30 @@ def _validation(data):
     return data.test if isinstance(data.test, keras.utils.PyDataset) else (data.test, None)
 
 
-def _end_data_parallel(args):
+def _batches_of_this_process(args, data):
+    """`fit`'s training and validation data: on JAX with --distribute, this
+    process's share of each batch (`ProcessShare`: all of it, unless several
+    processes train together)."""
+    import keras
+
+    validation = _validation(data)
+    if not args.devices or keras.backend.backend() != "jax":
+        return data.train, validation
+    from vae.distribute import ProcessShare
+
+    if not isinstance(validation, keras.utils.PyDataset):
+        validation = validation[0]
+    return (
+        ProcessShare(data.train, args.batch_size, seed=args.seed),
+        ProcessShare(validation, args.batch_size, shuffle=False),
+    )
+
+
+def _end_data_parallel(args, vae):
     if args.devices:  # the pictures predict on batches of any size
         from vae.distribute import end_data_parallel
 
-        end_data_parallel()
+        end_data_parallel(vae)
 
 
 def plot(args, encoder, decoder, vae, data):
@@ -496,7 +516,7 @@ def plot(args, encoder, decoder, vae, data):
     from vae.explorer import explore
     from vae.plotting import plot_interpolation, plot_reconstructions, plot_results, plot_samples
 
-    _end_data_parallel(args)
+    _end_data_parallel(args, vae)
     # Decoders of logits (build_conv_vae) are drawn through a sigmoid.
     logits = getattr(vae, "reconstruction", None) == "bce_logits"
     pictures = os.path.join(args.out, args.name)
