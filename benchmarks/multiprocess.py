@@ -1,16 +1,19 @@
-"""The cost of training in several processes: one process against two, per step, on TensorFlow.
+"""The cost of training in several processes: one process against two, per step.
 
 The same MLP VAE, the same global batch and the same digits, trained three
-ways, one after the other: one process on one device; one process on the
-CPU split into two devices (`MirroredStrategy`, an all-reduce in memory);
-two processes of one device each, started by `python -m vae.launch`
-(`MultiWorkerMirroredStrategy`, an all-reduce over gRPC on 127.0.0.1). Each
-prints the median time of a training step after the first epoch (the
-compiled step, without the epoch's start and end), and the table gives what
-the all-reduce adds. On a 2-core machine the two processes share its cores,
-so no speed-up is expected: the point is the price of the second process.
+ways on each engine, one after the other: one process on one device; one
+process on the CPU split into two devices (TensorFlow's `MirroredStrategy`,
+or JAX's `DataParallel` over `--xla_force_host_platform_device_count=2`, an
+all-reduce in memory); two processes of one device each, started by
+`python -m vae.launch` (`MultiWorkerMirroredStrategy` over gRPC, or JAX's
+distributed runtime and Gloo, on 127.0.0.1). Each prints the time of a
+training step: the median epoch after the first (which compiles the step)
+over its steps. The table gives what the all-reduce adds. On a 2-core
+machine the two processes share its cores, so no speed-up is expected: the
+point is the price of the second process.
 
     python benchmarks/multiprocess.py --data ../shared/data/mnist
+    python benchmarks/multiprocess.py --data ../shared/data/mnist --backend jax
 """
 
 import argparse
@@ -37,7 +40,12 @@ def parse_args():
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--digits", type=int, default=12800)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--backend", choices=["tensorflow", "jax"], default="tensorflow")
     parser.add_argument("--worker", choices=["plain", "distributed"], help=argparse.SUPPRESS)
+    # What vae.launch gives each JAX process (keras.distribution.initialize's arguments).
+    parser.add_argument("--coordinator", help=argparse.SUPPRESS)
+    parser.add_argument("--num-processes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--process-id", type=int, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -49,50 +57,56 @@ def worker(args):
     import numpy as np
 
     from vae import build_mlp_vae, load_mnist
-    from vae.distribute import data_parallel, is_chief, join_processes
+    from vae.distribute import ProcessShare, data_parallel, is_chief, join_processes
 
     devices = ["one"]
     if args.worker == "distributed":
-        join_processes()
+        join_processes(args.coordinator, args.num_processes, args.process_id)
         devices = data_parallel()
     keras.utils.set_random_seed(1)
     (x_train, _), _ = load_mnist(args.data, flatten=True)
     x_train = x_train[: args.digits]
+    batch_size = args.batch_size
+    if args.worker == "distributed" and args.backend == "jax":
+        x_train, batch_size = ProcessShare(x_train, args.batch_size, seed=1), None
     _, _, vae = build_mlp_vae(seed=1)
-    vae.compile(optimizer="adam", jit_compile=False)
+    # TensorFlow as the scripts train (no XLA); JAX always compiles with XLA.
+    vae.compile(optimizer="adam", jit_compile=args.backend == "jax")
 
-    class StepTimes(keras.callbacks.Callback):
+    class EpochTimes(keras.callbacks.Callback):
+        """Times whole epochs; timing each batch would time Keras's bookkeeping."""
+
         def __init__(self):
             super().__init__()
-            self.times, self.epoch = [], 0
+            self.times = []
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-        def on_train_batch_begin(self, batch, logs=None):
             self.started = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
-            if self.epoch > 0:
-                self.times.append(time.perf_counter() - self.started)
+            # Reads the loss, as the scripts' NaN check does, so one step at a
+            # time is in flight: with several queued, the two XLA CPU devices
+            # of one process deadlock in the all-reduce on two cores.
+            float(logs["loss"])
 
-    steps = StepTimes()
-    vae.fit(x_train, epochs=args.epochs, batch_size=args.batch_size, verbose=0, callbacks=[steps])
+        def on_epoch_end(self, epoch, logs=None):
+            self.times.append(time.perf_counter() - self.started)
+
+    epochs = EpochTimes()
+    vae.fit(x_train, epochs=args.epochs, batch_size=batch_size, verbose=0, callbacks=[epochs])
+    steps = -(-args.digits // args.batch_size)
+    # The first epoch compiles the step.
+    step_seconds = float(np.median(epochs.times[1:])) / steps
     if is_chief():
-        print(json.dumps({"step_ms": 1000 * float(np.median(steps.times)), "devices": devices}))
+        print(json.dumps({"step_ms": 1000 * step_seconds, "devices": devices}))
 
 
-def _run(command, env=None):
+def _run(command, env):
     completed = subprocess.run(
         command,
         capture_output=True,
         text=True,
-        env={
-            **os.environ,
-            "KERAS_BACKEND": "tensorflow",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-            **(env or {}),
-        },
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
         cwd=ROOT,
         timeout=1800,
     )
@@ -113,34 +127,40 @@ def main():
         str(args.digits),
         "--epochs",
         str(args.epochs),
+        "--backend",
+        args.backend,
     ]
     if args.data:
         flags += ["--data", args.data]
-    env = {"PYTHONPATH": str(ROOT)}
+    env = {"PYTHONPATH": str(ROOT), "KERAS_BACKEND": args.backend}
     me = str(Path(__file__).resolve())
+    one_device = [sys.executable, me, "--worker", "plain", *flags]
+    if args.backend == "tensorflow":
+        two_devices = [
+            sys.executable,
+            "-c",
+            SPLIT_CPU + "import runpy, sys\nsys.argv = sys.argv[1:]\n"
+            "runpy.run_path(sys.argv[0], run_name='__main__')",
+        ]
+        two_devices_env = env
+        engines = "MirroredStrategy", "MultiWorkerMirroredStrategy"
+    else:
+        two_devices = [sys.executable]
+        two_devices_env = {**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+        engines = "DataParallel", "DataParallel, Gloo"
     runs = {
-        "one process, one device": _run([sys.executable, me, "--worker", "plain", *flags], env),
-        "one process, two devices (MirroredStrategy)": _run(
-            [
-                sys.executable,
-                "-c",
-                SPLIT_CPU + "import runpy, sys\nsys.argv = sys.argv[1:]\n"
-                "runpy.run_path(sys.argv[0], run_name='__main__')",
-                me,
-                "--worker",
-                "distributed",
-                *flags,
-            ],
-            env,
+        "one process, one device": _run(one_device, env),
+        f"one process, two devices ({engines[0]})": _run(
+            [*two_devices, me, "--worker", "distributed", *flags], two_devices_env
         ),
-        "two processes (MultiWorkerMirroredStrategy, 127.0.0.1)": _run(
+        f"two processes ({engines[1]}, 127.0.0.1)": _run(
             [sys.executable, "-m", "vae.launch", "-n", "2", me, "--worker", "distributed", *flags],
             env,
         ),
     }
     print(
         f"\nMLP VAE (784-512-2), global batch {args.batch_size}, {args.digits} digits, "
-        f"{args.epochs} epochs (the first not timed), TensorFlow, {os.cpu_count()} CPU cores"
+        f"{args.epochs} epochs (the first not timed), {args.backend}, {os.cpu_count()} CPU cores"
     )
     print("| run | devices | ms per step (median) | against one device |")
     print("|---|---|---|---|")
