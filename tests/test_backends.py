@@ -3,7 +3,9 @@
 Keras picks its backend once per process, from KERAS_BACKEND, so every other
 backend runs in a subprocess. The files are written on the backend this test
 session runs on and read on all the others: CI runs the core tests once per
-backend, so each backend's files are read by every other backend.
+backend, so each backend's files are read by every other backend. The
+scripts' `--backend` runs in a subprocess whatever the session's backend,
+so those tests are not core: the TensorFlow session runs them.
 """
 
 import importlib.util
@@ -19,8 +21,6 @@ import pytest
 from vae import cli
 from vae.models import build_cnn_vae, build_mlp_vae
 from vae.weights import save_model, save_weights
-
-pytestmark = pytest.mark.core
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "examples"
@@ -49,6 +49,7 @@ def _outputs(encoder, decoder, x, z):
     return [keras.ops.convert_to_numpy(t) for t in (z_mean, z_log_var, decoded)]
 
 
+@pytest.mark.core
 @needs_another_backend
 @pytest.mark.parametrize("kind", sorted(BUILDERS))
 def test_files_saved_here_give_the_same_outputs_on_every_other_backend(kind, mnist_flat, tmp_path):
@@ -171,6 +172,7 @@ def test_backend_flag_overrides_the_environment_and_the_weights_cross_over(mnist
             )
 
 
+@pytest.mark.core
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_missing_backend_package_is_one_line_naming_the_extra(backend, tmp_path):
     script = str(EXAMPLES / "vae_mlp.py")
@@ -195,6 +197,7 @@ def test_missing_backend_package_is_one_line_naming_the_extra(backend, tmp_path)
     )
 
 
+@pytest.mark.core
 def test_backend_flag_after_keras_was_imported(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_BACKEND", THIS)  # restored after the test: parse_args sets it
     args = cli.parse_args(

@@ -26,7 +26,9 @@ CNN = str(ROOT / "examples" / "vae_cnn.py")
 needs_tensorflow = pytest.mark.skipif(
     importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed"
 )
-needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+needs_jax = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="jax is not installed"
+)
 BACKENDS = [
     pytest.param("tensorflow", marks=needs_tensorflow),
     pytest.param("jax", marks=[needs_tensorflow, needs_jax]),

@@ -7,6 +7,7 @@ process. Those tests are skipped when `tf_keras` or the MNIST files are absent.
 """
 
 import gzip
+import hashlib
 import importlib.util
 import os
 import re
@@ -189,13 +190,26 @@ def test_round_trip_other_latent_dims(latent_dim, tmp_path):
 
 @pytest.fixture(scope="module")
 def keras2_files(tmp_path_factory):
-    """Runs tests/keras2_reference.py for mlp and cnn (concurrently); {kind: out_dir}."""
+    """Runs tests/keras2_reference.py for mlp and cnn (concurrently); {kind: out_dir}.
+
+    The files do not depend on the session's backend, and CI runs the suite
+    once per backend: with `VAE_TEST_CACHE` set to a folder, the first
+    session keeps them there (under the reference script's hash) and the
+    later ones read them.
+    """
     if not HAVE_TF_KERAS:
         pytest.skip(
             "tf_keras (Keras 2) is not installed: `pip install tf_keras` to test legacy files"
         )
     if not HAVE_MNIST:
         pytest.skip(f"MNIST IDX image files not found in {MNIST_DIR} (set VAE_DATA)")
+    cache = os.environ.get("VAE_TEST_CACHE")
+    version = hashlib.sha256(REFERENCE_SCRIPT.read_bytes()).hexdigest()[:12]
+    kept = {
+        kind: Path(cache) / f"keras2_{kind}_{version}" if cache else None for kind in ("mlp", "cnn")
+    }
+    if all(path is not None and (path / "reference.npz").is_file() for path in kept.values()):
+        return kept
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_USE_LEGACY_KERAS", None)
     runs = {}
@@ -226,6 +240,15 @@ def keras2_files(tmp_path_factory):
             failures.append(f"{' '.join(command)}: exit {process.returncode}\n{output[-3000:]}")
     if failures:
         pytest.fail("the Keras 2 reference script failed:\n" + "\n".join(failures))
+    for kind, (out_dir, _, _) in runs.items():
+        if kept[kind] is not None and not kept[kind].exists():
+            # Copied whole, then renamed: a later session never sees half a folder.
+            partial = Path(f"{kept[kind]}.{os.getpid()}")
+            shutil.copytree(out_dir, partial)
+            try:
+                partial.rename(kept[kind])
+            except OSError:  # another pytest worker kept its copy first
+                shutil.rmtree(partial)
     return {kind: out_dir for kind, (out_dir, _, _) in runs.items()}
 
 
