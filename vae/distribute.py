@@ -220,28 +220,28 @@ class ProcessShare(ShuffledBatches, keras.utils.PyDataset):
         super().__init__()
         self.data = data
         self.process, self.processes = jax.process_index(), jax.process_count()
-        if not isinstance(data, keras.utils.PyDataset):
+        # A PyDataset brings its own batches; arrays are batched here.
+        self._batched = isinstance(data, keras.utils.PyDataset)
+        if not self._batched:
             if seed is None and shuffle:
                 seed = np.random.randint(2**31)
             self._start_batches(len(keras.tree.flatten(data)[0]), batch_size, seed, shuffle)
 
     def __len__(self):
-        if isinstance(self.data, keras.utils.PyDataset):
-            return len(self.data)
-        return super().__len__()
+        return len(self.data) if self._batched else super().__len__()
 
     def on_epoch_begin(self):
-        if isinstance(self.data, keras.utils.PyDataset):
+        if self._batched:
             self.data.on_epoch_begin()
         else:
             super().on_epoch_begin()
 
     def on_epoch_end(self):
-        if isinstance(self.data, keras.utils.PyDataset):
+        if self._batched:
             self.data.on_epoch_end()
 
     def __getitem__(self, index):
-        if isinstance(self.data, keras.utils.PyDataset):
+        if self._batched:
             batch = self.data[index]
         else:
             chosen = self._batch(index)

@@ -484,16 +484,13 @@ def _batches_of_this_process(args, data):
     processes train together)."""
     import keras
 
-    validation = _validation(data)
     if not args.devices or keras.backend.backend() != "jax":
-        return data.train, validation
+        return data.train, _validation(data)
     from vae.distribute import ProcessShare
 
-    if not isinstance(validation, keras.utils.PyDataset):
-        validation = validation[0]
     return (
         ProcessShare(data.train, args.batch_size, seed=args.seed),
-        ProcessShare(validation, args.batch_size, shuffle=False),
+        ProcessShare(data.test, args.batch_size, shuffle=False),
     )
 
 
