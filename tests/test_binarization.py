@@ -83,6 +83,18 @@ def test_dynamic_draws_repeat_with_the_seed_whatever_the_reading_order():
     assert not np.array_equal(epoch(other)[0], forward[0])
 
 
+def test_a_resumed_dataset_draws_the_epochs_left_as_an_uninterrupted_one():
+    uninterrupted = DynamicBinarization(GREY, batch_size=100, seed=7)
+    epochs = [epoch(uninterrupted) for _ in range(4)]
+    resumed = DynamicBinarization(GREY, batch_size=100, seed=7)
+    resumed.resume_after(2)  # a backup of epochs 1 and 2, in a new process
+    for expected in epochs[2:]:
+        for a, b in zip(epoch(resumed), expected):
+            np.testing.assert_array_equal(a, b)
+    restarted = DynamicBinarization(GREY, batch_size=100, seed=7)
+    assert not np.array_equal(epoch(restarted)[0], epochs[2][0])
+
+
 def test_each_epoch_reshuffles_the_digits():
     # Binary inputs stay as they are, so each epoch must be a permutation of them.
     digits = binarize(GREY)

@@ -17,7 +17,7 @@ spec.loader.exec_module(quality)
 
 
 def test_burdas_schedule_has_eight_stages_of_3_to_the_i_epochs():
-    epochs = quality.schedule_epochs("burda")
+    epochs = quality.schedule_epochs(quality.RUNS["burda_vae_k1"])
     assert epochs == 3280
     stages = [quality.burda_schedule(epoch) for epoch in range(epochs)]
     for i in range(1, 9):
@@ -25,6 +25,29 @@ def test_burdas_schedule_has_eight_stages_of_3_to_the_i_epochs():
         assert len([s for s, _ in stages if s == i]) == 3 ** (i - 1)
         assert len(rates) == 1 and rates.pop() == pytest.approx(1e-3 * 10 ** (-(i - 1) / 7))
     assert stages[0][1] == 1e-3 and stages[-1][1] == pytest.approx(1e-4)
+
+
+def test_the_fast_runs_shrink_burdas_stages_and_scale_the_rates_with_the_batch():
+    run = quality.RUNS["burda_vae_k1_fast"]
+    epochs = quality.schedule_epochs(run)
+    assert (epochs, run["batch_size"]) == (1800, 128)
+    rates = [quality.learning_rate(run, e) for e in range(epochs)]
+    lengths = [rates.count(rate) for rate in sorted(set(rates), reverse=True)]
+    # Eight stages, each with its share of Burda's 3,280 epochs, to within an epoch.
+    assert len(lengths) == 8 and sum(lengths) == epochs
+    for i, length in enumerate(lengths):
+        assert abs(length - 3**i * epochs / 3280) <= 1, lengths
+    assert rates[0] == pytest.approx(1e-3 * (128 / 20) ** 0.5)
+    assert rates[-1] == pytest.approx(rates[0] / 10)
+
+    # Cut short: the same stages up to epoch 800, then tenfold down over 300 epochs.
+    annealed = quality.RUNS["burda_vae_k1_fast_anneal"]
+    assert quality.schedule_epochs(annealed) == 1100
+    falling = [quality.learning_rate(annealed, e) for e in range(1100)]
+    assert falling[:800] == rates[:800]
+    assert all(a > b for a, b in zip(falling[799:], falling[800:]))
+    assert falling[-1] == pytest.approx(rates[799] / 10)
+    assert falling[949] == pytest.approx(rates[799] / 10**0.5)
 
 
 def _python(*args, cwd):

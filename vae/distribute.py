@@ -240,6 +240,13 @@ class ProcessShare(ShuffledBatches, keras.utils.PyDataset):
         if self._batched:
             self.data.on_epoch_end()
 
+    def resume_after(self, epochs):
+        if self._batched:
+            if hasattr(self.data, "resume_after"):
+                self.data.resume_after(epochs)
+        else:
+            super().resume_after(epochs)
+
     def __getitem__(self, index):
         if self._batched:
             batch = self.data[index]

@@ -46,6 +46,11 @@ class ShuffledBatches:
         self.epoch += 1
         self._order = self._order_of(self.epoch)
 
+    def resume_after(self, epochs):
+        """Continues a run that completed `epochs` epochs: Keras's next epoch gets
+        the order (and draws) of epoch `epochs + 1`, as in a run never interrupted."""
+        self.epoch = int(epochs)
+
     def _order_of(self, epoch):
         if not self.shuffle:
             return np.arange(self._count)

@@ -392,6 +392,8 @@ def fit_and_save(args, vae, data, callbacks=()):
     # Last, so that the backup of an epoch completed is written before it stops.
     stop = StopOnInterrupt()
     train, validation = _batches_of_this_process(args, data)
+    if args.resume and hasattr(train, "resume_after"):  # a PyDataset that orders itself
+        train.resume_after(backup.completed_epochs())
     try:
         with _streamed_errors(data):
             history = vae.fit(
