@@ -26,6 +26,9 @@ Runs:
                   its first 800 epochs, then 300 with the rate falling tenfold.
   burda_vae_k1_fast_long
                   all its 1,800 epochs, then 300 with the rate falling tenfold.
+  burda_vae_k1_fast_linear
+                  burda_vae_k1_fast_anneal with the rates scaled by 128 / 20
+                  instead (6.4e-3 at first).
   conv_vae        the TensorFlow tutorial's conv VAE (latent 50, Adam 1e-4,
                   batch 100) for its full 100 epochs.
 
@@ -80,6 +83,8 @@ RUNS = {
     "burda_vae_k1_fast_anneal": {**FAST, "anneal": (800, 300)},
     # All of burda_vae_k1_fast, then the same fall.
     "burda_vae_k1_fast_long": {**FAST, "anneal": (1800, 300)},
+    # The cut-short run with the rate grown in proportion to the batch (Goyal et al.'s rule).
+    "burda_vae_k1_fast_linear": {**FAST, "anneal": (800, 300), "learning_rate": 1e-3 * 128 / 20},
     "conv_vae": dict(
         model="conv", k=1, schedule="constant", batch_size=100, published=None, backend="tensorflow"
     ),
@@ -124,6 +129,7 @@ def learning_rate(run, epoch):
 
 
 def describe_schedule(run):
+    """`run`'s optimizer and schedule in words, for its results."""
     if run["schedule"] != "burda":
         return "Adam 1e-4"
     stages = run.get("stages_over", BURDA_EPOCHS)

@@ -49,6 +49,12 @@ def test_the_fast_runs_shrink_burdas_stages_and_scale_the_rates_with_the_batch()
     assert falling[-1] == pytest.approx(rates[799] / 10)
     assert falling[949] == pytest.approx(rates[799] / 10**0.5)
 
+    # The rate grown with the batch itself, not its square root: 1e-3 * 128 / 20 at first.
+    linear = quality.RUNS["burda_vae_k1_fast_linear"]
+    scaled = [quality.learning_rate(linear, e) for e in range(1100)]
+    assert scaled == pytest.approx([rate * (128 / 20) ** 0.5 for rate in falling])
+    assert scaled[0] == pytest.approx(6.4e-3)
+
 
 def _python(*args, cwd):
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
