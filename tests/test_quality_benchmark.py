@@ -55,6 +55,13 @@ def test_the_fast_runs_shrink_burdas_stages_and_scale_the_rates_with_the_batch()
     assert scaled == pytest.approx([rate * (128 / 20) ** 0.5 for rate in falling])
     assert scaled[0] == pytest.approx(6.4e-3)
 
+    # _long's shape in 1,500 epochs: the eight stages over 1,200, then the fall.
+    short = quality.RUNS["burda_vae_k1_fast_1500"]
+    assert quality.schedule_epochs(short) == 1500
+    shrunk = [quality.learning_rate(short, e) for e in range(1500)]
+    assert len(set(shrunk[:1200])) == 8 and shrunk[1199] == pytest.approx(rates[-1])
+    assert shrunk[-1] == pytest.approx(rates[-1] / 10)
+
 
 def _python(*args, cwd):
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
